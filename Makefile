@@ -1,0 +1,26 @@
+# The two commands a newcomer needs: `make run` (set up and start) and `make test`.
+VENV ?= .venv
+PYTHON ?= python3
+BIN = $(VENV)/bin
+
+.PHONY: install run test lint bench
+
+$(BIN)/.installed: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $@
+
+install: $(BIN)/.installed
+
+run: install
+	$(BIN)/flask --app clobus_consult init-token
+	$(BIN)/flask --app clobus_consult db upgrade
+	$(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
+
+test: install
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q
+
+bench: install
+	$(BIN)/python bench/http_bench.py

@@ -1,0 +1,60 @@
+"""Clients: create-or-update, and look-ups by id or by the website's hash."""
+from flask.views import MethodView
+from flask_smorest import abort
+
+from .. import auth
+from ..db import write_transaction
+from ..fields import canonical_uuid
+from ..models import Client
+from ..schemas import ClientIn, ClientOut
+from ..services import ServiceError, retry_on_conflict
+from ..services.clients import resolve_client
+from . import Blueprint, documents_errors
+
+blp = Blueprint("clients", __name__, url_prefix="/api/clients", description="Clients of clobus.uz")
+blp.before_request(auth.authenticate)
+
+
+@blp.route("")
+class Clients(MethodView):
+    @blp.arguments(ClientIn, example={
+        "email": "user@example.com", "phone_number": "+998901234567", "org_inn": "123456789",
+        "country": "UZ", "city": "Tashkent",
+    })
+    @blp.response(200, ClientOut)
+    @documents_errors(blp, 401, 404, 409, 413, 415, 422, 429)
+    def post(self, data):
+        """Create a client, or update the one matched by client_id, client_id_hash or email+phone+INN"""
+
+        def attempt():
+            with write_transaction():
+                return resolve_client(data)[0]
+
+        try:
+            return retry_on_conflict(attempt)
+        except ServiceError as err:
+            abort(err.status, message=err.detail, errors=err.errors)
+
+
+@blp.route("/<client_id>")
+class ClientById(MethodView):
+    @blp.response(200, ClientOut)
+    @documents_errors(blp, 401, 404, 429)
+    def get(self, client_id):
+        """Get a client by its UUID"""
+        client = Client.get_or_none(Client.id == canonical_uuid(client_id)) if canonical_uuid(client_id) else None
+        if client is None:
+            abort(404, message="Client not found")
+        return client
+
+
+@blp.route("/by-hash/<path:client_hash>")
+class ClientByHash(MethodView):
+    @blp.response(200, ClientOut)
+    @documents_errors(blp, 401, 404, 429)
+    def get(self, client_hash):
+        """Get a client by the website's client_id_hash"""
+        client = Client.get_or_none(Client.client_id_hash == client_hash)
+        if client is None:
+            abort(404, message="Client not found")
+        return client

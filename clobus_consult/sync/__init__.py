@@ -1,0 +1,1 @@
+"""Pushing consultations to Chatwoot and 1C:ЦЛ, and pulling their status back."""
