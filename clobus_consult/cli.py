@@ -4,7 +4,7 @@ from pathlib import Path
 
 import click
 from flask import Flask, current_app
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 
 db_cli = AppGroup("db", help="Database schema.")
 
@@ -29,6 +29,7 @@ def db_status():
 
 
 @click.command("init-token")
+@with_appcontext
 def init_token():
     """Make sure this instance has an API token; generate one into instance/ if none is configured."""
     if current_app.config.get("API_TOKENS") or current_app.config["AUTH_MODE"] != "static":

@@ -9,7 +9,7 @@ from ..models import Client
 from ..schemas import ClientIn, ClientOut
 from ..services import ServiceError, retry_on_conflict
 from ..services.clients import resolve_client
-from . import Blueprint, documents_errors
+from . import Blueprint, documents_errors, examples
 
 blp = Blueprint("clients", __name__, url_prefix="/api/clients", description="Clients of clobus.uz")
 blp.before_request(auth.authenticate)
@@ -21,7 +21,7 @@ class Clients(MethodView):
         "email": "user@example.com", "phone_number": "+998901234567", "org_inn": "123456789",
         "country": "UZ", "city": "Tashkent",
     })
-    @blp.response(200, ClientOut)
+    @blp.response(200, ClientOut, example=examples.CLIENT)
     @documents_errors(blp, 401, 404, 409, 413, 415, 422, 429)
     def post(self, data):
         """Create a client, or update the one matched by client_id, client_id_hash or email+phone+INN"""
@@ -38,7 +38,7 @@ class Clients(MethodView):
 
 @blp.route("/<client_id>")
 class ClientById(MethodView):
-    @blp.response(200, ClientOut)
+    @blp.response(200, ClientOut, example=examples.CLIENT)
     @documents_errors(blp, 401, 404, 429)
     def get(self, client_id):
         """Get a client by its UUID"""
@@ -50,7 +50,7 @@ class ClientById(MethodView):
 
 @blp.route("/by-hash/<path:client_hash>")
 class ClientByHash(MethodView):
-    @blp.response(200, ClientOut)
+    @blp.response(200, ClientOut, example=examples.CLIENT)
     @documents_errors(blp, 401, 404, 429)
     def get(self, client_hash):
         """Get a client by the website's client_id_hash"""

@@ -13,7 +13,7 @@ from ..services import ServiceError
 from ..services import idempotency as idem
 from ..services.consultations import create_consultation, sync_view
 from ..sync import outbox
-from . import Blueprint, documents_errors, json_body
+from . import Blueprint, documents_errors, examples, json_body
 
 blp = Blueprint("consultations", __name__, url_prefix="/api/consultations",
                 description="Consultation requests from the website and the Telegram mini app")
@@ -90,7 +90,7 @@ class CreateConsultation(MethodView):
         "consultation": {"comment": "Нужна консультация по НДС", "lang": "ru"},
         "source": "SITE",
     })
-    @blp.response(200, CreateConsultationOut)
+    @blp.response(200, CreateConsultationOut, example=examples.CREATED)
     @blp.doc(parameters=[{"in": "header", "name": k, **v} for k, v in IDEMPOTENCY_HEADER.items()])
     @documents_errors(blp, *ERRORS)
     def post(self, data):
@@ -105,7 +105,7 @@ class SimpleConsultation(MethodView):
     @blp.arguments(SimpleConsultationIn, example={
         "client_id": "0b7e3a52-4a8f-4c57-9d0e-1f0b8f2d9a11", "lang": "ru", "comment": "Нужна консультация по НДС",
     })
-    @blp.response(200, CreateConsultationOut)
+    @blp.response(200, CreateConsultationOut, example=examples.CREATED)
     @blp.doc(parameters=[{"in": "header", "name": k, **v} for k, v in IDEMPOTENCY_HEADER.items()])
     @documents_errors(blp, *ERRORS)
     def post(self, data):

@@ -6,14 +6,14 @@ from .. import __version__
 from ..db import db
 from ..schemas import HealthOut
 from ..sync import outbox
-from . import Blueprint
+from . import Blueprint, examples
 
 blp = Blueprint("health", __name__, url_prefix="/api/health", description="Service health")
 
 
 @blp.route("")
 class Health(MethodView):
-    @blp.response(200, HealthOut)
+    @blp.response(200, HealthOut, example=examples.HEALTH)
     @blp.doc(security=[])
     def get(self):
         """Service health (no authentication)"""

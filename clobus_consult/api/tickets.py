@@ -7,7 +7,7 @@ from ..fields import canonical_uuid
 from ..schemas import ConsultationOut, PageArgs, TicketList
 from ..services import ServiceError
 from ..services.consultations import find_ticket, list_tickets, sync_view
-from . import Blueprint, documents_errors
+from . import Blueprint, documents_errors, examples
 
 blp = Blueprint("tickets", __name__, url_prefix="/api/tickets", description="Consultations as tickets")
 blp.before_request(auth.authenticate)
@@ -15,7 +15,7 @@ blp.before_request(auth.authenticate)
 
 @blp.route("/<cons_id>")
 class Ticket(MethodView):
-    @blp.response(200, ConsultationOut)
+    @blp.response(200, ConsultationOut, example=examples.CONSULTATION)
     @documents_errors(blp, 401, 404, 429)
     def get(self, cons_id):
         """Get a consultation by cons_id (Chatwoot) or consultation_id"""
@@ -29,7 +29,7 @@ class Ticket(MethodView):
 @blp.route("/clients/<client_id>/tickets")
 class ClientTickets(MethodView):
     @blp.arguments(PageArgs, location="query")
-    @blp.response(200, TicketList)
+    @blp.response(200, TicketList, example=examples.TICKETS)
     @documents_errors(blp, 401, 404, 422, 429)
     def get(self, args, client_id):
         """List a client's consultations, newest first"""

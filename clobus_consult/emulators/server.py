@@ -10,7 +10,7 @@ class ServerThread:
     def __init__(self, app, host: str = "127.0.0.1", port: int = 0):
         self.server = make_server(host, port, app, threaded=True)
         self.url = f"http://{host}:{self.server.server_port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     def start(self) -> "ServerThread":
         self.thread.start()
