@@ -28,9 +28,11 @@ def create_app(test_config: dict | None = None, instance_path: str | None = None
     os.makedirs(app.instance_path, exist_ok=True)
 
     from . import api, auth, db, errors, migrate
+    from .sync import outbox
 
     db.init_app(app)
     auth.init_app(app)
+    outbox.init_app(app)
     smorest = errors.Api(app, spec_kwargs={
         "info": {"description": "Consultation requests from clobus.uz, synced to Chatwoot and 1C:ЦЛ."},
         "components": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}},

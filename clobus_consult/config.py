@@ -36,6 +36,12 @@ ONEC_PULL_INTERVAL_SECONDS = 300
 SYNC_INTERVAL_SECONDS = 10
 SYNC_INLINE_BUDGET_SECONDS = 5
 SYNC_MAX_ATTEMPTS = 20
+# A claimed task is someone's for this long; if its worker dies, another takes it over afterwards.
+# Must exceed the longest push (several upstream calls, each bounded by the timeouts below).
+SYNC_LEASE_SECONDS = 300
+SYNC_THREADS = 8  # upstream calls in flight per process
+CHATWOOT_TIMEOUT = (3.05, 10.0)  # connect, read (seconds)
+ONEC_TIMEOUT = (5.0, 30.0)  # 1C is slow: ~11 s for the first request after idle, 1–5 s per document POST
 SCHEDULER_ENABLED = True
 
 # Input rules.

@@ -20,5 +20,5 @@ class Health(MethodView):
         db.execute_sql("SELECT 1")
         return {
             "status": "ok", "database": "ok", "version": __version__,
-            "upstreams": outbox.health_summary(current_app.config),
+            "upstreams": outbox.health_summary(current_app),
         }

@@ -2,7 +2,7 @@
 
 Control it over HTTP on the emulator itself::
 
-    POST /__emulator__/faults {"mode": "503", "times": 2, "match": "POST /conversations"}
+    POST /__emulator__/faults {"mode": "503", "times": 2, "match": "POST /api/v1/accounts/1/conversations"}
     POST /__emulator__/faults {"mode": "none"}             # clear
     GET  /__emulator__/stats                                # request counts per route
 
@@ -92,7 +92,11 @@ class Faults:
             mode = str(body.get("mode", "none"))
             if mode not in MODES:
                 abort(400)
-            self.set(mode, body.get("times"), body.get("match", ""), body.get("delay"))
+            times, delay = body.get("times"), body.get("delay")
+            if (times is not None and not isinstance(times, int)) or (
+                    delay is not None and not isinstance(delay, (int, float))):
+                abort(400)
+            self.set(mode, times, str(body.get("match", "")), delay)
             return jsonify({"mode": self.mode, "times": self.times, "match": self.match, "delay": self.delay})
 
         @bp.get("/stats")

@@ -1,4 +1,36 @@
-"""The durable outbox: sync tasks written with the consultation, pushed to Chatwoot and 1C exactly once."""
+"""The durable outbox: sync tasks are written with the consultation; this module pushes them upstream.
+
+A task is worked on only by whoever claimed it: a conditional UPDATE that succeeds for exactly one worker
+(thread, process or host) and gives it a lease. Exactly-once upstream comes from the clients, not from here:
+Chatwoot is searched for our consultation_id and 1C is asked for our pre-generated Ref_Key whenever an earlier
+attempt may have got through (``attempts > 1`` after the claim: a crash leaves no other trace).
+
+1. ``claim``: pending, due, lease free → lease to me, attempts + 1 (row count 1 means it is mine).
+2. ``push``: build plain values from the rows, call the upstream client (no transaction open meanwhile).
+3. ``settle``: one short write transaction applies the outcome (ids onto the consultation, state, error,
+   backoff) and, once both upstreams know the consultation, queues writing 1C's number into Chatwoot.
+"""
+import datetime as dt
+import logging
+import os
+import random
+import socket
+import uuid
+from concurrent.futures import ThreadPoolExecutor, wait
+
+from peewee import fn
+
+from ..db import db, write_transaction
+from ..models import Client, Consultation, JobState, SyncTask, utcnow
+from .breaker import Breaker
+from .errors import SyncError
+
+log = logging.getLogger(__name__)
+
+NUMBER_TARGET = "chatwoot_number"  # follow-up: write 1C's number into the conversation (number_con)
+BACKOFF_BASE, BACKOFF_CAP = 5.0, 15 * 60.0
+COUNTERPARTY_NAMESPACE = uuid.UUID("6f1c7a52-31a4-4c1e-9a55-6c0b8f7e7070")
+OWNER = f"{socket.gethostname()}:{os.getpid()}"
 
 
 def configured_targets(config) -> dict[str, bool]:
@@ -6,13 +38,244 @@ def configured_targets(config) -> dict[str, bool]:
     return {"chatwoot": bool(config.get("CHATWOOT_URL")), "onec": bool(config.get("ONEC_URL"))}
 
 
-def sync_inline(app, consultation_id: str) -> None:
-    """Attempt the consultation's pending tasks now, within SYNC_INLINE_BUDGET_SECONDS."""
-    return None
+class Upstreams:
+    """The clients and breakers of one app, built from its config (see ``init_app``)."""
+
+    def __init__(self, config):
+        from .chatwoot import ChatwootClient
+        from .onec import OneCClient
+
+        self.config = config
+        self.clients = {}
+        if config.get("CHATWOOT_URL"):
+            self.clients["chatwoot"] = ChatwootClient(
+                config["CHATWOOT_URL"], config.get("CHATWOOT_API_TOKEN") or "", config.get("CHATWOOT_ACCOUNT_ID") or 1,
+                config.get("CHATWOOT_INBOX_ID") or 1, timeout=tuple(config["CHATWOOT_TIMEOUT"]))
+        if config.get("ONEC_URL"):
+            self.clients["onec"] = OneCClient(
+                config["ONEC_URL"], config.get("ONEC_USER") or "", config.get("ONEC_PASSWORD") or "",
+                counterparty_folder=config["ONEC_COUNTERPARTY_FOLDER"], tz=config["TIMEZONE"],
+                timeout=tuple(config["ONEC_TIMEOUT"]))
+        self.breakers = {name: Breaker() for name in ("chatwoot", "onec")}
+        self.pool = ThreadPoolExecutor(max_workers=config["SYNC_THREADS"], thread_name_prefix="sync")
 
 
-def health_summary(config) -> dict:
+def init_app(app) -> None:
+    app.extensions["clobus_upstreams"] = Upstreams(app.config)
+
+
+def upstreams(app) -> Upstreams:
+    return app.extensions["clobus_upstreams"]
+
+
+def upstream_of(target: str) -> str:
+    return "chatwoot" if target == NUMBER_TARGET else target
+
+
+# -- 1. claim -----------------------------------------------------------------------------------------------
+def _lease_free(now):
+    return SyncTask.lease_until.is_null() | (SyncTask.lease_until < now)
+
+
+def claim(task_id: str, lease_seconds: float, owner: str = OWNER) -> bool:
+    now = utcnow()
+    claimed = (SyncTask.update(lease_owner=owner, lease_until=now + dt.timedelta(seconds=lease_seconds),
+                               attempts=SyncTask.attempts + 1, updated_at=now)
+               .where((SyncTask.id == task_id) & (SyncTask.state == "pending") & (SyncTask.next_attempt_at <= now)
+                      & _lease_free(now))
+               .execute())
+    return claimed == 1
+
+
+def due_task_ids(limit: int, targets) -> list[str]:
+    now = utcnow()
+    query = (SyncTask.select(SyncTask.id)
+             .where((SyncTask.state == "pending") & (SyncTask.next_attempt_at <= now) & _lease_free(now)
+                    & SyncTask.target.in_(list(targets)))
+             .order_by(SyncTask.next_attempt_at).limit(limit))
+    return [row.id for row in query]
+
+
+# -- 2. push ------------------------------------------------------------------------------------------------
+def payload(consultation: Consultation, client: Client) -> dict:
+    """The plain values the upstream clients take (they import no models)."""
+    aware = (lambda v: v.replace(tzinfo=dt.UTC) if v else None)
     return {
-        target: {"configured": configured, "pending": 0, "failed": 0, "last_success": None, "breaker": "closed"}
-        for target, configured in configured_targets(config).items()
+        "consultation_id": consultation.id, "client_id": client.id, "email": client.email,
+        "phone_number": client.phone_number, "org_inn": consultation.org_inn or client.org_inn,
+        "lang": consultation.lang, "comment": consultation.comment, "topic": consultation.topic,
+        "source": consultation.source, "importance": consultation.importance,
+        "scheduled_at": aware(consultation.scheduled_at), "created_at": aware(consultation.created_at),
+        "online_question_cat": consultation.online_question_cat, "online_question": consultation.online_question,
+        "number": consultation.number,
     }
+
+
+def push(ups: Upstreams, task: SyncTask, consultation: Consultation, client: Client) -> dict:
+    """Do the upstream work for one claimed task; returns what to store. Raises SyncError."""
+    look_first = task.attempts > 1 or task.uncertain
+    c = payload(consultation, client)
+    if task.target == "chatwoot":
+        result = ups.clients["chatwoot"].push_consultation(
+            c, contact_id=client.chatwoot_contact_id, source_id=client.chatwoot_source_id, look_first=look_first)
+        return {**result, "number_sent": False}
+    if task.target == NUMBER_TARGET:
+        ups.clients["chatwoot"].merge_custom_attributes(consultation.cons_id, {"number_con": consultation.number})
+        return {}
+    onec = ups.clients["onec"]
+    known = consultation.counterparty_ref_key or client.cl_ref_key
+    counterparty = onec.ensure_counterparty(
+        # Derived from the client, so every retry and every worker asks 1C about the same key.
+        ref_key=str(uuid.uuid5(COUNTERPARTY_NAMESPACE, client.id)), inn=c["org_inn"],
+        name=client.email or client.phone_number or client.id[:8], email=client.email, phone=client.phone_number,
+        known_key=known)
+    call = onec.ensure_call(c, ref_key=task.external_id, counterparty_key=counterparty, look_first=look_first)
+    return {**call, "counterparty": counterparty}
+
+
+# -- 3. settle ----------------------------------------------------------------------------------------------
+def backoff(attempts: int) -> float:
+    """Exponential with full jitter, capped: retries of many tasks do not arrive at an upstream together."""
+    return random.uniform(BACKOFF_BASE / 2, min(BACKOFF_CAP, BACKOFF_BASE * 2 ** max(attempts - 1, 0)))
+
+
+def _settle_success(task: SyncTask, result: dict) -> None:
+    now = utcnow()
+    consultation = Consultation.get_by_id(task.consultation_id)
+    if task.target == "chatwoot":
+        consultation.cons_id = result["cons_id"]
+        Client.update(chatwoot_contact_id=result["contact_id"], chatwoot_source_id=result["source_id"]).where(
+            Client.id == consultation.client_id).execute()
+    elif task.target == "onec":
+        consultation.cl_ref_key, consultation.number = result["ref_key"], result["number"]
+        (Client.update(cl_ref_key=result["counterparty"])
+         .where((Client.id == consultation.client_id) & Client.cl_ref_key.is_null()).execute())
+    if task.target != NUMBER_TARGET:
+        consultation.updated_at = now
+        consultation.save()
+    SyncTask.update(state="done", lease_owner=None, lease_until=None, last_error=None, uncertain=False,
+                    external_id=result.get("ref_key", task.external_id), updated_at=now).where(
+        SyncTask.id == task.id).execute()
+    JobState.insert(name=f"last_success:{upstream_of(task.target)}", value=now.isoformat(), updated_at=now
+                    ).on_conflict(conflict_target=[JobState.name],
+                                  update={JobState.value: now.isoformat(), JobState.updated_at: now}).execute()
+    # The second of the two upstreams to finish sees both ids and queues the number for Chatwoot.
+    if task.target in ("chatwoot", "onec") and consultation.cons_id and consultation.number:
+        SyncTask.insert(id=str(uuid.uuid4()), consultation=consultation.id, target=NUMBER_TARGET,
+                        state="pending", next_attempt_at=now, request_id=task.request_id,
+                        created_at=now, updated_at=now).on_conflict_ignore().execute()
+
+
+def _settle_failure(task: SyncTask, err: SyncError, max_attempts: int) -> str:
+    now = utcnow()
+    give_up = err.permanent or task.attempts >= max_attempts
+    state = "failed" if give_up else "pending"
+    SyncTask.update(
+        state=state, lease_owner=None, lease_until=None, last_error=str(err)[:2000],
+        uncertain=task.uncertain or err.uncertain,
+        next_attempt_at=now + dt.timedelta(seconds=0 if give_up else backoff(task.attempts)), updated_at=now,
+    ).where(SyncTask.id == task.id).execute()
+    return state
+
+
+def run_claimed(app, task_id: str) -> str:
+    """Push one task this process has claimed and store the outcome; returns the task's new state."""
+    ups = upstreams(app)
+    with db.connection_context():
+        task = SyncTask.get_by_id(task_id)
+        consultation = Consultation.get_by_id(task.consultation_id)
+        client = Client.get_by_id(consultation.client_id)
+    upstream = upstream_of(task.target)
+    breaker = ups.breakers[upstream]
+    extra = {"request_id": task.request_id, "consultation_id": task.consultation_id, "target": task.target}
+    try:
+        result = push(ups, task, consultation, client)
+    except SyncError as err:
+        if not err.permanent:
+            breaker.failure()
+        with db.connection_context(), write_transaction():
+            state = _settle_failure(task, err, app.config["SYNC_MAX_ATTEMPTS"])
+        log.warning("sync %s %s: %s (attempt %d, now %s)", task.target, task.consultation_id, err, task.attempts,
+                    state, extra=extra)
+        return state
+    except Exception as exc:  # a bug, not an outage: keep the task, back off, say what happened
+        log.exception("sync %s %s crashed", task.target, task.consultation_id, extra=extra)
+        with db.connection_context(), write_transaction():
+            return _settle_failure(task, SyncError(f"internal error: {type(exc).__name__}"),
+                                   app.config["SYNC_MAX_ATTEMPTS"])
+    breaker.success()
+    with db.connection_context(), write_transaction():
+        _settle_success(task, result)
+    log.info("sync %s %s done", task.target, task.consultation_id, extra=extra)
+    return "done"
+
+
+# -- entry points -------------------------------------------------------------------------------------------
+def sync_inline(app, consultation_id: str) -> None:
+    """Try a new consultation's tasks right away, waiting at most SYNC_INLINE_BUDGET_SECONDS.
+
+    A task still running when the budget is spent carries on in the background and settles itself; the
+    response then says ``pending``. Upstreams whose breaker is open are not tried inline at all.
+    """
+    ups = upstreams(app)
+    if not ups.clients:
+        return
+    lease = app.config["SYNC_LEASE_SECONDS"]
+    with db.connection_context():
+        tasks = list(SyncTask.select(SyncTask.id, SyncTask.target).where(
+            (SyncTask.consultation == consultation_id) & (SyncTask.state == "pending")))
+        mine = [t.id for t in tasks
+                if upstream_of(t.target) in ups.clients and ups.breakers[upstream_of(t.target)].allows_inline()
+                and claim(t.id, lease)]
+    futures = [ups.pool.submit(run_claimed, app, task_id) for task_id in mine]
+    if futures:
+        wait(futures, timeout=app.config["SYNC_INLINE_BUDGET_SECONDS"])
+    # The chatwoot number follow-up may have been queued by the second finisher: cheap, try it too.
+    with db.connection_context():
+        follow = [t.id for t in SyncTask.select(SyncTask.id).where(
+            (SyncTask.consultation == consultation_id) & (SyncTask.target == NUMBER_TARGET)
+            & (SyncTask.state == "pending")) if claim(t.id, lease)]
+    for task_id in follow:
+        ups.pool.submit(run_claimed, app, task_id)
+
+
+def drain(app, batch: int = 100, limit: int | None = None) -> int:
+    """Claim and push due tasks until none are left (or ``limit`` were handled); returns how many."""
+    ups = upstreams(app)
+    if not ups.clients:
+        return 0
+    targets = [t for t in ("chatwoot", "onec", NUMBER_TARGET) if upstream_of(t) in ups.clients]
+    lease = app.config["SYNC_LEASE_SECONDS"]
+    handled = 0
+    while limit is None or handled < limit:
+        with db.connection_context():
+            ids = [i for i in due_task_ids(batch, targets) if claim(i, lease)]
+        if not ids:
+            return handled
+        for future in [ups.pool.submit(run_claimed, app, i) for i in ids]:
+            future.result()
+        handled += len(ids)
+    return handled
+
+
+def health_summary(app) -> dict:
+    """Per upstream: configured, pending and failed counts (indexed), last success, this process's breaker."""
+    ups = upstreams(app)
+    rows = (SyncTask.select(SyncTask.target, SyncTask.state, fn.COUNT(SyncTask.id).alias("n"))
+            .where(SyncTask.state.in_(["pending", "failed"])).group_by(SyncTask.target, SyncTask.state))
+    counts = {}
+    for r in rows:
+        key = (upstream_of(r.target), r.state)
+        counts[key] = counts.get(key, 0) + r.n
+    last = {row.name.split(":", 1)[1]: row.value for row in
+            JobState.select().where(JobState.name.startswith("last_success:"))}
+    return {
+        target: {
+            "configured": target in ups.clients, "pending": counts.get((target, "pending"), 0),
+            "failed": counts.get((target, "failed"), 0),
+            "last_success": dt.datetime.fromisoformat(last[target]) if target in last else None,
+            "breaker": ups.breakers[target].state,
+        }
+        for target in ("chatwoot", "onec")
+    }
+
