@@ -41,6 +41,13 @@ def create_app(test_config: dict | None = None, instance_path: str | None = None
     errors.register_error_handlers(app, smorest)
     api.register(app, smorest)
 
+    if app.config["SCHEDULER_ENABLED"]:
+        # Under ``flask run`` the serving process starts the jobs on its first request (gunicorn workers have
+        # started them already in post_worker_init); CLI commands that never serve start nothing.
+        from .sync import scheduler
+
+        app.before_request(lambda: scheduler.start_for(app))
+
     @app.before_request
     def _request_id():
         incoming = request.headers.get("X-Request-ID", "")

@@ -5,6 +5,9 @@ from pathlib import Path
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
+from peewee import fn
+
+from .db import db, write_transaction
 
 db_cli = AppGroup("db", help="Database schema.")
 
@@ -43,6 +46,92 @@ def init_token():
     click.echo(f"Generated an API token into {path}; it is shown only this once:\n\n    {token}\n")
 
 
+
+
+
+sync_cli = AppGroup("sync", help="The outbox to Chatwoot and 1C.")
+
+
+@sync_cli.command("status")
+def sync_status():
+    """Tasks per upstream and state, and each upstream's last success."""
+    from .models import SyncTask
+    from .sync import outbox
+
+    with db.connection_context():
+        rows = (SyncTask.select(SyncTask.target, SyncTask.state, fn.COUNT(SyncTask.id).alias("n"))
+                .group_by(SyncTask.target, SyncTask.state).order_by(SyncTask.target, SyncTask.state))
+        click.echo(f"{'target':<16} {'state':<10} {'tasks':>8}")
+        for row in rows:
+            click.echo(f"{row.target:<16} {row.state:<10} {row.n:>8}")
+        for name, info in outbox.health_summary(current_app).items():
+            click.echo(f"{name}: configured={info['configured']} last_success={info['last_success']}")
+
+
+@sync_cli.command("failed")
+@click.option("--limit", default=50, show_default=True)
+def sync_failed(limit):
+    """List failed tasks with the upstream's message."""
+    from .models import SyncTask
+
+    with db.connection_context():
+        tasks = SyncTask.select().where(SyncTask.state == "failed").order_by(SyncTask.updated_at.desc()).limit(limit)
+        for t in tasks:
+            click.echo(f"{t.id}  {t.target:<16} consultation={t.consultation_id} attempts={t.attempts}  {t.last_error}")
+
+
+@sync_cli.command("retry")
+@click.argument("task_id", required=False)
+@click.option("--all-failed", is_flag=True, help="Retry every failed task.")
+def sync_retry(task_id, all_failed):
+    """Put a failed task (or all of them) back in the queue, due now."""
+    from .models import SyncTask, utcnow
+
+    if not task_id and not all_failed:
+        raise click.UsageError("give a TASK_ID or --all-failed")
+    with db.connection_context(), write_transaction():
+        query = SyncTask.update(state="pending", attempts=0, next_attempt_at=utcnow(), updated_at=utcnow())
+        where = SyncTask.state == "failed"
+        if task_id:
+            where &= SyncTask.id == task_id
+        n = query.where(where).execute()
+    click.echo(f"requeued {n} task(s)")
+
+
+@sync_cli.command("resync")
+@click.argument("consultation_id")
+def sync_resync(consultation_id):
+    """Queue a consultation's failed or disabled tasks again (e.g. after configuring an upstream)."""
+    from .models import SyncTask, utcnow
+    from .sync import outbox
+
+    configured = outbox.configured_targets(current_app.config)
+    with db.connection_context(), write_transaction():
+        n = (SyncTask.update(state="pending", attempts=0, next_attempt_at=utcnow(), updated_at=utcnow())
+             .where((SyncTask.consultation == consultation_id) & SyncTask.state.in_(["failed", "disabled"])
+                    & SyncTask.target.in_([t for t, on in configured.items() if on] + [outbox.NUMBER_TARGET]))
+             .execute())
+    click.echo(f"requeued {n} task(s) of {consultation_id}")
+
+
+@sync_cli.command("run")
+def sync_run():
+    """Push every due task now, in this process."""
+    from .sync import outbox
+
+    click.echo(f"pushed {outbox.drain(current_app)} task(s)")
+
+
+@sync_cli.command("pull")
+def sync_pull():
+    """Pull 1C's changes now (skipped if another host holds the lease)."""
+    from .sync import outbox, pull
+
+    changed = pull.pull_onec(current_app, outbox.OWNER)
+    click.echo("another host is pulling" if changed is None else f"{changed} consultation(s) changed")
+
+
 def register_cli(app: Flask) -> None:
     app.cli.add_command(db_cli)
+    app.cli.add_command(sync_cli)
     app.cli.add_command(init_token)

@@ -63,9 +63,9 @@ def json_body() -> dict:
 
 
 def register(app: Flask, api) -> None:
-    from . import clients, consultations, health, tickets
+    from . import clients, consultations, health, tickets, webhooks
 
-    for module in (consultations, clients, tickets, health):
+    for module in (consultations, clients, tickets, health, webhooks):
         api.register_blueprint(module.blp)
 
 

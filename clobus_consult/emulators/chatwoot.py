@@ -254,6 +254,9 @@ class Store:
         previous, conv["status"] = conv["status"], status
         if previous == status:
             return None
+        # Chatwoot records a status change as an activity message, which moves last_activity_at (and the
+        # webhook payload's ``timestamp``) forward: receivers can order deliveries by it.
+        conv["last_activity_at"] = now()
         return {"status": {"previous_value": previous, "current_value": status}}
 
 

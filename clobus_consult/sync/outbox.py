@@ -97,9 +97,13 @@ def due_task_ids(limit: int, targets) -> list[str]:
 
 
 # -- 2. push ------------------------------------------------------------------------------------------------
+def _aware(value: dt.datetime | None) -> dt.datetime | None:
+    return value.replace(tzinfo=dt.UTC) if value else None
+
+
 def payload(consultation: Consultation, client: Client) -> dict:
     """The plain values the upstream clients take (they import no models)."""
-    aware = (lambda v: v.replace(tzinfo=dt.UTC) if v else None)
+    aware = _aware
     return {
         "consultation_id": consultation.id, "client_id": client.id, "email": client.email,
         "phone_number": client.phone_number, "org_inn": consultation.org_inn or client.org_inn,

@@ -1,0 +1,66 @@
+"""Status flowing back from the upstreams onto consultations (contract.md "Consultations", "Status").
+
+Each source keeps its own clock on the row (``chatwoot_status_at``, ``onec_modified_at``): an event older
+than what was already applied from that source is ignored, so late or repeated deliveries change nothing.
+"""
+import datetime as dt
+
+from ..db import write_transaction
+from ..models import Consultation, utcnow
+
+
+def _naive_utc(value: dt.datetime) -> dt.datetime:
+    return value.astimezone(dt.UTC).replace(tzinfo=None) if value.tzinfo else value
+
+
+def _close(consultation: Consultation, at: dt.datetime) -> None:
+    consultation.status = "closed"
+    consultation.end_date = consultation.end_date or at
+    consultation.active_fingerprint = None  # a closed consultation no longer absorbs a repeated request
+
+
+def apply_chatwoot_status(cons_id: str, status: str, at: dt.datetime) -> str:
+    """Conversation resolved → closed (end_date); reopened after closed → pending. Returns what happened."""
+    at = _naive_utc(at)
+    with write_transaction():
+        consultation = Consultation.get_or_none(Consultation.cons_id == str(cons_id))
+        if consultation is None:
+            return "unknown conversation"
+        if consultation.chatwoot_status_at and at < consultation.chatwoot_status_at:
+            return "stale"
+        consultation.chatwoot_status_at = at
+        if status == "resolved" and consultation.status != "closed":
+            _close(consultation, at)
+        elif status in ("open", "pending") and consultation.status == "closed":
+            consultation.status, consultation.end_date = "pending", None
+        else:
+            consultation.save()
+            return "unchanged"
+        consultation.updated_at = utcnow()
+        consultation.save()
+        return consultation.status
+
+
+def apply_onec_change(change: dict) -> bool:
+    """One changed Document_ТелефонныйЗвонок from the 1C pull; returns True if a consultation changed."""
+    modified = _naive_utc(change["modified_at"])
+    with write_transaction():
+        consultation = Consultation.get_or_none(Consultation.cl_ref_key == change["ref_key"])
+        if consultation is None or (consultation.onec_modified_at and modified <= consultation.onec_modified_at):
+            return False
+        consultation.onec_modified_at = modified
+        if change.get("number"):
+            consultation.number = change["number"]
+        if change.get("consultation_at"):
+            consultation.scheduled_at = _naive_utc(change["consultation_at"])
+        status = change["status"]
+        if status == "closed":
+            ended = change.get("ended_at")
+            _close(consultation, _naive_utc(ended) if ended else modified)
+        elif status in ("pending", "other"):
+            consultation.status = status
+            if status == "other":
+                consultation.active_fingerprint = None
+        consultation.updated_at = utcnow()
+        consultation.save()
+        return True
