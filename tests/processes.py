@@ -46,9 +46,15 @@ def stop(proc: subprocess.Popen, sig=signal.SIGTERM) -> None:
             proc.wait()
 
 
+class Served(str):
+    """The base URL of a started server, carrying its process (``.proc``) for tests that kill it."""
+
+    proc: subprocess.Popen
+
+
 @contextmanager
 def gunicorn(instance: Path, env: dict | None = None, workers: int = 2, threads: int = 4):
-    """Serve wsgi:app with gunicorn.conf.py on a free port; yields the base URL."""
+    """Serve wsgi:app with gunicorn.conf.py on a free port; yields the base URL (a ``Served``)."""
     port = free_port()
     full_env = {
         **os.environ, "CLOBUS_INSTANCE": str(instance), "GUNICORN_BIND": f"127.0.0.1:{port}",
@@ -60,7 +66,8 @@ def gunicorn(instance: Path, env: dict | None = None, workers: int = 2, threads:
         [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
         cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
-    url = f"http://127.0.0.1:{port}"
+    url = Served(f"http://127.0.0.1:{port}")
+    url.proc = proc
     try:
         wait_http(url + "/api/health", proc=proc)
         yield url

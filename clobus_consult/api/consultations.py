@@ -74,7 +74,7 @@ def intake(client_data: dict | None, fields: dict, source: str):
         return _replay(record)
     if created:
         db.close()  # give the connection back while talking to the upstreams
-        outbox.sync_inline(current_app._get_current_object(), consultation.id)
+        outbox.sync_inline(current_app, consultation.id)
         db.connect(reuse_if_open=True)
         consultation = Consultation.get_by_id(consultation.id)
     body = render(consultation, created)

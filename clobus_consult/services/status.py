@@ -46,8 +46,10 @@ def apply_onec_change(change: dict) -> bool:
     modified = _naive_utc(change["modified_at"])
     with write_transaction():
         consultation = Consultation.get_or_none(Consultation.cl_ref_key == change["ref_key"])
-        if consultation is None or (consultation.onec_modified_at and modified <= consultation.onec_modified_at):
+        # A pull reads the document's current state, so only a strictly older snapshot is stale.
+        if consultation is None or (consultation.onec_modified_at and modified < consultation.onec_modified_at):
             return False
+        before = _visible(consultation)
         consultation.onec_modified_at = modified
         if change.get("number"):
             consultation.number = change["number"]
@@ -58,9 +60,15 @@ def apply_onec_change(change: dict) -> bool:
             ended = change.get("ended_at")
             _close(consultation, _naive_utc(ended) if ended else modified)
         elif status in ("pending", "other"):
-            consultation.status = status
+            consultation.status, consultation.end_date = status, None
             if status == "other":
                 consultation.active_fingerprint = None
-        consultation.updated_at = utcnow()
+        changed = _visible(consultation) != before
+        if changed:
+            consultation.updated_at = utcnow()
         consultation.save()
-        return True
+        return changed
+
+
+def _visible(c: Consultation) -> tuple:
+    return c.status, c.number, c.scheduled_at, c.end_date

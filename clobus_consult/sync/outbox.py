@@ -68,6 +68,11 @@ def upstreams(app) -> Upstreams:
     return app.extensions["clobus_upstreams"]
 
 
+def _real(app):
+    """The app object itself: work handed to pool threads must not hold a context-bound proxy."""
+    return app._get_current_object() if hasattr(app, "_get_current_object") else app
+
+
 def upstream_of(target: str) -> str:
     return "chatwoot" if target == NUMBER_TARGET else target
 
@@ -221,6 +226,7 @@ def sync_inline(app, consultation_id: str) -> None:
     A task still running when the budget is spent carries on in the background and settles itself; the
     response then says ``pending``. Upstreams whose breaker is open are not tried inline at all.
     """
+    app = _real(app)
     ups = upstreams(app)
     if not ups.clients:
         return
@@ -245,6 +251,7 @@ def sync_inline(app, consultation_id: str) -> None:
 
 def drain(app, batch: int = 100, limit: int | None = None) -> int:
     """Claim and push due tasks until none are left (or ``limit`` were handled); returns how many."""
+    app = _real(app)
     ups = upstreams(app)
     if not ups.clients:
         return 0
