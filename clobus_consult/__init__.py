@@ -27,12 +27,13 @@ def create_app(test_config: dict | None = None, instance_path: str | None = None
         app.config.update(test_config)
     os.makedirs(app.instance_path, exist_ok=True)
 
-    from . import api, auth, db, errors, migrate
+    from . import api, auth, db, errors, migrate, security
     from .sync import outbox
 
     db.init_app(app)
     auth.init_app(app)
     outbox.init_app(app)
+    security.init_app(app)
     smorest = errors.Api(app, spec_kwargs={
         "info": {"description": "Consultation requests from clobus.uz, synced to Chatwoot and 1C:ЦЛ."},
         "components": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}},
@@ -57,8 +58,6 @@ def create_app(test_config: dict | None = None, instance_path: str | None = None
     @app.after_request
     def _headers(response):
         response.headers["X-Request-ID"] = g.get("request_id", "")
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Cache-Control", "no-store")
         return response
 
     from .cli import register_cli

@@ -38,6 +38,8 @@ def static_tokens(app: Flask) -> list[bytes]:
 
 def authenticate() -> None:
     """Set ``g.principal`` or answer 401 with ``WWW-Authenticate: Bearer``."""
+    if request.method == "OPTIONS":
+        return  # a CORS preflight carries no credentials by design; it reaches no view
     token = _bearer_token()
     if token is None:
         abort(401, message="Not authenticated")

@@ -54,7 +54,14 @@ MAX_CONTENT_LENGTH = 64 * 1024
 RATELIMIT_ENABLED = True
 RATELIMIT_DEFAULT = "120 per minute"
 RATELIMIT_CREATE = "20 per minute"
+RATELIMIT_PER_IP = "600 per minute"
 RATELIMIT_STORAGE_URI = "memory://"
+RATELIMIT_HEADERS_ENABLED = True
+
+# nginx on this host is the one proxy whose X-Forwarded-For entry is trusted (0: no proxy in front).
+PROXY_TRUSTED_HOPS = 1
+# Browser origins allowed to call the API (comma-separated), e.g. "https://clobus.uz,https://t.me".
+CORS_ORIGINS = ""
 
 # OpenAPI / Swagger UI (flask-smorest).
 API_TITLE = "clobus-consult"

@@ -54,8 +54,8 @@ class Api(BaseApi):
         headers = dict(data.get("headers") or {})
         if status == 401:
             headers.setdefault("WWW-Authenticate", "Bearer")
-        if status >= 500:
-            return error_response(500)
+        if status == 500:
+            return error_response(500)  # whatever it was, the caller learns nothing more
         errors = data.get("errors") or data.get("messages")
         detail = data.get("message")
         if status == 400 and detail is None and error.description and "JSON" in error.description:

@@ -2,7 +2,7 @@
 from flask.views import MethodView
 from flask_smorest import abort
 
-from .. import auth
+from .. import auth, security
 from ..db import write_transaction
 from ..fields import canonical_uuid
 from ..models import Client
@@ -13,6 +13,7 @@ from . import Blueprint, documents_errors, examples
 
 blp = Blueprint("clients", __name__, url_prefix="/api/clients", description="Clients of clobus.uz")
 blp.before_request(auth.authenticate)
+security.limit_api(blp)
 
 
 @blp.route("")

@@ -5,7 +5,7 @@ from flask import current_app, g, request
 from flask.views import MethodView
 from flask_smorest import abort
 
-from .. import auth
+from .. import auth, security
 from ..db import db
 from ..models import Consultation
 from ..schemas import CreateConsultationIn, CreateConsultationOut, SimpleConsultationIn
@@ -18,6 +18,7 @@ from . import Blueprint, documents_errors, examples, json_body
 blp = Blueprint("consultations", __name__, url_prefix="/api/consultations",
                 description="Consultation requests from the website and the Telegram mini app")
 blp.before_request(auth.authenticate)
+security.limit_api(blp, create=True)
 
 ERRORS = (400, 401, 404, 409, 413, 415, 422, 429)
 IDEMPOTENCY_HEADER = {

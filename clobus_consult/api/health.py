@@ -2,13 +2,14 @@
 from flask import current_app
 from flask.views import MethodView
 
-from .. import __version__
+from .. import __version__, security
 from ..db import db
 from ..schemas import HealthOut
 from ..sync import outbox
 from . import Blueprint, examples
 
 blp = Blueprint("health", __name__, url_prefix="/api/health", description="Service health")
+security.limiter.exempt(blp)  # probes from the proxy or monitoring must never see a 429
 
 
 @blp.route("")

@@ -2,7 +2,7 @@
 from flask.views import MethodView
 from flask_smorest import abort
 
-from .. import auth
+from .. import auth, security
 from ..fields import canonical_uuid
 from ..schemas import ConsultationOut, PageArgs, TicketList
 from ..services import ServiceError
@@ -11,6 +11,7 @@ from . import Blueprint, documents_errors, examples
 
 blp = Blueprint("tickets", __name__, url_prefix="/api/tickets", description="Consultations as tickets")
 blp.before_request(auth.authenticate)
+security.limit_api(blp)
 
 
 @blp.route("/<cons_id>")

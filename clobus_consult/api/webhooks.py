@@ -17,12 +17,15 @@ from flask.views import MethodView
 from flask_smorest import abort
 from peewee import IntegrityError
 
+from .. import security
 from ..db import write_transaction
 from ..models import WebhookDelivery
 from ..services.status import apply_chatwoot_status
 from . import Blueprint
 
 blp = Blueprint("webhooks", __name__, url_prefix="/api/webhooks", description="Incoming upstream events")
+# Chatwoot sends bursts from one address: only the per-IP limit applies here, the signature does the rest.
+security.limiter.limit(lambda: current_app.config["RATELIMIT_PER_IP"], key_func=security.ip_key, scope="ip")(blp)
 
 MAX_SKEW_SECONDS = 300
 STATUS_EVENTS = ("conversation_status_changed", "conversation_updated")
