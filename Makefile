@@ -18,9 +18,11 @@ run: install
 	$(BIN)/flask --app clobus_consult db upgrade
 	$(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
 
+# The whole suite on SQLite, then again on PostgreSQL when a server answers on 127.0.0.1:5432.
 test: install
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
+	$(BIN)/python scripts/pytest-postgres.py -q
 
 bench: install
 	$(BIN)/python bench/http_bench.py

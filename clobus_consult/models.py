@@ -18,6 +18,7 @@ from peewee import (
     ForeignKeyField,
     IntegerField,
     Model,
+    SqliteDatabase,
     TextField,
 )
 
@@ -36,6 +37,17 @@ class BaseModel(Model):
     class Meta:
         database = db
         legacy_table_names = False
+        # save() writes only the fields that changed: two writers settling different upstreams on one row
+        # must not put back each other's stale values.
+        only_save_dirty = True
+
+    @classmethod
+    def get_for_update(cls, *where):
+        """Read a row to change it: locked on PostgreSQL (SQLite's write transaction already serialises)."""
+        query = cls.select().where(*where)
+        if not isinstance(db.obj, SqliteDatabase):
+            query = query.for_update()
+        return query.get_or_none()
 
 
 class Client(BaseModel):

@@ -23,7 +23,7 @@ def apply_chatwoot_status(cons_id: str, status: str, at: dt.datetime) -> str:
     """Conversation resolved → closed (end_date); reopened after closed → pending. Returns what happened."""
     at = _naive_utc(at)
     with write_transaction():
-        consultation = Consultation.get_or_none(Consultation.cons_id == str(cons_id))
+        consultation = Consultation.get_for_update(Consultation.cons_id == str(cons_id))
         if consultation is None:
             return "unknown conversation"
         if consultation.chatwoot_status_at and at < consultation.chatwoot_status_at:
@@ -45,7 +45,7 @@ def apply_onec_change(change: dict) -> bool:
     """One changed Document_ТелефонныйЗвонок from the 1C pull; returns True if a consultation changed."""
     modified = _naive_utc(change["modified_at"])
     with write_transaction():
-        consultation = Consultation.get_or_none(Consultation.cl_ref_key == change["ref_key"])
+        consultation = Consultation.get_for_update(Consultation.cl_ref_key == change["ref_key"])
         # A pull reads the document's current state, so only a strictly older snapshot is stale.
         if consultation is None or (consultation.onec_modified_at and modified < consultation.onec_modified_at):
             return False

@@ -150,7 +150,7 @@ def backoff(attempts: int) -> float:
 
 def _settle_success(task: SyncTask, result: dict) -> None:
     now = utcnow()
-    consultation = Consultation.get_by_id(task.consultation_id)
+    consultation = Consultation.get_for_update(Consultation.id == task.consultation_id)
     if task.target == "chatwoot":
         consultation.cons_id = result["cons_id"]
         Client.update(chatwoot_contact_id=result["contact_id"], chatwoot_source_id=result["source_id"]).where(
