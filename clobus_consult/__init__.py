@@ -27,7 +27,7 @@ def create_app(test_config: dict | None = None, instance_path: str | None = None
         app.config.update(test_config)
     os.makedirs(app.instance_path, exist_ok=True)
 
-    from . import api, auth, db, errors, migrate, security
+    from . import api, auth, db, errors, migrate, observability, security
     from .sync import outbox
 
     db.init_app(app)
@@ -52,13 +52,16 @@ def create_app(test_config: dict | None = None, instance_path: str | None = None
     @app.before_request
     def _request_id():
         incoming = request.headers.get("X-Request-ID", "")
-        g.request_id = incoming if 0 < len(incoming) <= 64 and incoming.isprintable() else uuid.uuid4().hex
+        usable = 0 < len(incoming) <= 64 and incoming.isascii() and incoming.isprintable()
+        g.request_id = incoming if usable else uuid.uuid4().hex
         api.require_json_body()
 
     @app.after_request
     def _headers(response):
         response.headers["X-Request-ID"] = g.get("request_id", "")
         return response
+
+    observability.init_app(app)
 
     from .cli import register_cli
 

@@ -70,6 +70,10 @@ OPENAPI_VERSION = "3.0.3"
 OPENAPI_URL_PREFIX = "/"
 OPENAPI_JSON_PATH = "api/openapi.json"
 OPENAPI_SWAGGER_UI_PATH = "docs"
-OPENAPI_SWAGGER_UI_URL = "https://cdn.jsdelivr.net/npm/swagger-ui-dist/"
+OPENAPI_SWAGGER_UI_URL = "/docs/assets/"  # served by the service itself (swagger-ui-bundle): works offline
+
+# Logs: "json" (one object per line) or "text".
+LOG_FORMAT = "json"
+LOG_LEVEL = "INFO"
 
 JSON_SORT_KEYS = False

@@ -186,3 +186,9 @@ class HealthOut(Schema):
     database = fields.String(metadata={"example": "ok"})
     version = fields.String()
     upstreams = fields.Dict(keys=fields.String(), values=fields.Nested(UpstreamHealth))
+
+
+class ReadyOut(Schema):
+    status = fields.String(metadata={"example": "ready"})
+    checks = fields.Dict(keys=fields.String(), values=fields.String())
+    upstreams = fields.Dict(keys=fields.String(), values=fields.Nested(UpstreamHealth))

@@ -15,6 +15,7 @@ import logging
 import os
 import random
 import socket
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor, wait
 
@@ -22,6 +23,7 @@ from peewee import fn
 
 from ..db import db, write_transaction
 from ..models import Client, Consultation, JobState, SyncTask, utcnow
+from ..observability import UPSTREAM_ERRORS, UPSTREAM_LATENCY, request_id_var
 from .breaker import Breaker
 from .errors import SyncError
 
@@ -196,10 +198,15 @@ def run_claimed(app, task_id: str) -> str:
         client = Client.get_by_id(consultation.client_id)
     upstream = upstream_of(task.target)
     breaker = ups.breakers[upstream]
-    extra = {"request_id": task.request_id, "consultation_id": task.consultation_id, "target": task.target}
+    request_id_var.set(task.request_id or "")
+    extra = {"consultation_id": task.consultation_id, "target": task.target}
+    started = time.perf_counter()
     try:
         result = push(ups, task, consultation, client)
     except SyncError as err:
+        kind = "permanent" if err.permanent else "transient"
+        UPSTREAM_LATENCY.labels(task.target, kind).observe(time.perf_counter() - started)
+        UPSTREAM_ERRORS.labels(task.target, kind).inc()
         if not err.permanent:
             breaker.failure()
         with db.connection_context(), write_transaction():
@@ -212,6 +219,7 @@ def run_claimed(app, task_id: str) -> str:
         with db.connection_context(), write_transaction():
             return _settle_failure(task, SyncError(f"internal error: {type(exc).__name__}"),
                                    app.config["SYNC_MAX_ATTEMPTS"])
+    UPSTREAM_LATENCY.labels(task.target, "ok").observe(time.perf_counter() - started)
     breaker.success()
     with db.connection_context(), write_transaction():
         _settle_success(task, result)
