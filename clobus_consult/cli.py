@@ -1,5 +1,6 @@
 """Operator commands: ``flask --app clobus_consult <group> <command>``."""
 import secrets
+import sys
 from pathlib import Path
 
 import click
@@ -131,7 +132,48 @@ def sync_pull():
     click.echo("another host is pulling" if changed is None else f"{changed} consultation(s) changed")
 
 
+@click.command("backup")
+@click.argument("target", type=click.Path(dir_okay=False, writable=True))
+@with_appcontext
+def backup(target):
+    """Write a consistent copy of the SQLite database to TARGET while the service keeps writing.
+
+    Uses SQLite's online backup API in steps, so writers are never blocked for long. For PostgreSQL use
+    ``pg_dump --format=custom`` (and ``pg_restore``) instead.
+    """
+    import sqlite3
+
+    from .db import is_sqlite
+
+    if not is_sqlite():
+        raise click.ClickException("the database is PostgreSQL: back it up with pg_dump --format=custom")
+    source_path = db.obj.database
+    if Path(target).resolve() == Path(source_path).resolve():
+        raise click.ClickException("the target is the live database itself")
+    source = sqlite3.connect(source_path, timeout=30)
+    destination = sqlite3.connect(target)
+    try:
+        total = source.execute("PRAGMA page_count").fetchone()[0] or 1
+        with click.progressbar(length=total, label="backing up", file=sys.stderr) as bar:
+            done = [0]
+
+            def progress(_status, remaining, pages):
+                copied = pages - remaining
+                bar.update(max(copied - done[0], 0))
+                done[0] = copied
+
+            source.backup(destination, pages=1024, progress=progress)
+        check = destination.execute("PRAGMA integrity_check").fetchone()[0]
+    finally:
+        destination.close()
+        source.close()
+    if check != "ok":
+        raise click.ClickException(f"the copy failed its integrity check: {check}")
+    click.echo(f"backup written to {target} ({Path(target).stat().st_size} bytes, integrity ok)")
+
+
 def register_cli(app: Flask) -> None:
     app.cli.add_command(db_cli)
     app.cli.add_command(sync_cli)
     app.cli.add_command(init_token)
+    app.cli.add_command(backup)
