@@ -33,12 +33,13 @@ def make_database(url: str, max_connections: int = 20):
         return PooledSqliteDatabase(
             path, pragmas=SQLITE_PRAGMAS, timeout=10, max_connections=max_connections,
             stale_timeout=300, check_same_thread=False,
-        )
+        )  # ``timeout``: wait for a free pooled connection; SQLite's own lock wait is the busy_timeout pragma
     if parsed.scheme in ("postgres", "postgresql"):
         return PooledPostgresqlDatabase(
             unquote(parsed.path.lstrip("/")), user=unquote(parsed.username or "") or None,
             password=unquote(parsed.password or "") or None, host=parsed.hostname,
             port=parsed.port or 5432, max_connections=max_connections, stale_timeout=300,
+            timeout=10,  # wait this long for a free pooled connection instead of failing at once
         )
     raise ValueError(f"Unsupported DATABASE_URL scheme: {parsed.scheme!r}")
 
