@@ -11,6 +11,8 @@ systemd unit, the tests and the benchmarks all use these settings.
 """
 import multiprocessing
 import os
+import shutil
+import tempfile
 from collections.abc import Mapping, Sequence
 
 
@@ -37,8 +39,31 @@ def settings(environ: Mapping[str, str] | None = None) -> dict:
     }
 
 
+_created_multiproc_dir: list[str] = []
+
+
+def _prometheus_multiproc_dir() -> None:
+    """Every worker's metrics in one folder (prometheus-client's multiprocess mode), summed by /metrics.
+
+    $PROMETHEUS_MULTIPROC_DIR if set (emptied: a previous run's files would add up), else a temp folder removed
+    at exit. Set here in the master before the app, and so prometheus-client, is first imported: it picks its
+    mode at import.
+    """
+    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if path:
+        os.makedirs(path, exist_ok=True)
+        for name in os.listdir(path):
+            if name.endswith(".db"):
+                os.remove(os.path.join(path, name))
+    else:
+        path = tempfile.mkdtemp(prefix="clobus-prometheus-")
+        _created_multiproc_dir.append(path)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+
+
 def on_starting(server):
     """Apply migrations once, in the master, before any worker serves (workers then find nothing to do)."""
+    _prometheus_multiproc_dir()
     from clobus_consult import create_app
 
     create_app({"SCHEDULER_ENABLED": False})
@@ -57,7 +82,21 @@ def worker_exit(server, worker):
     scheduler.stop()
 
 
-HOOKS = {"on_starting": on_starting, "post_worker_init": post_worker_init, "worker_exit": worker_exit}
+def child_exit(server, worker):
+    """In the master: a dead worker's live gauges leave /metrics (its counters stay in the sums)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    if _created_multiproc_dir:
+        shutil.rmtree(_created_multiproc_dir[0], ignore_errors=True)
+
+
+HOOKS = {"on_starting": on_starting, "post_worker_init": post_worker_init, "worker_exit": worker_exit,
+         "child_exit": child_exit, "on_exit": on_exit}
 
 
 def run(bind: Sequence[str] = (), workers: int | None = None) -> None:

@@ -18,7 +18,7 @@ security.limit_api(blp)
 
 @blp.route("")
 class Clients(MethodView):
-    @blp.arguments(ClientIn, example={
+    @blp.arguments(ClientIn(), example={
         "email": "user@example.com", "phone_number": "+998901234567", "org_inn": "123456789",
         "country": "UZ", "city": "Tashkent",
     })

@@ -11,7 +11,7 @@ from ..models import Consultation
 from ..schemas import CreateConsultationIn, CreateConsultationOut, SimpleConsultationIn
 from ..services import ServiceError
 from ..services import idempotency as idem
-from ..services.consultations import create_consultation, sync_view
+from ..services.consultations import create_consultation, find_ticket, fresh_sync_view, sync_view
 from ..sync import outbox
 from . import Blueprint, documents_errors, examples, json_body
 
@@ -30,10 +30,13 @@ IDEMPOTENCY_HEADER = {
 }
 
 
-def render(consultation: Consultation, created: bool) -> dict:
+OUT = CreateConsultationOut()
+
+
+def render(consultation: Consultation, created: bool, sync: dict | None = None) -> dict:
     """The response body, already serialised (it is also what an idempotent replay sends back)."""
-    consultation.sync = sync_view(consultation)
-    return CreateConsultationOut().dump({
+    consultation.sync = sync if sync is not None else sync_view(consultation)
+    return OUT.dump({
         "consultation": consultation,
         "client_id": consultation.client_id,
         "message": "Consultation created successfully" if created else "Consultation already exists",
@@ -62,10 +65,10 @@ def intake(client_data: dict | None, fields: dict, source: str):
                   errors={"headers": {"Idempotency-Key": ["Must be 1 to 255 characters."]}})
         key = idem.record_key(g.principal, request.path, raw_key)
         idempotency = (key, idem.request_hash(json_body()))
+    targets = outbox.configured_targets(current_app.config)
     try:
         consultation, record, created = create_consultation(
-            client_data, fields, source, targets=outbox.configured_targets(current_app.config),
-            request_id=g.get("request_id"), idempotency=idempotency,
+            client_data, fields, source, targets=targets, request_id=g.get("request_id"), idempotency=idempotency,
         )
     except ServiceError as err:
         abort(err.status, message=err.detail, errors=err.errors)
@@ -73,12 +76,15 @@ def intake(client_data: dict | None, fields: dict, source: str):
         if record.request_hash != idempotency[1]:
             abort(409, message="Idempotency-Key was already used with a different request body")
         return _replay(record)
-    if created:
+    sync = None
+    if created and any(targets.values()):
         db.close()  # give the connection back while talking to the upstreams
         outbox.sync_inline(current_app, consultation.id)
         db.connect(reuse_if_open=True)
-        consultation = Consultation.get_by_id(consultation.id)
-    body = render(consultation, created)
+        consultation = find_ticket(consultation.id)
+    elif created:
+        sync = fresh_sync_view(targets)  # nothing was attempted: what was just written is the truth
+    body = render(consultation, created, sync)
     if idempotency:
         idem.store_response(idempotency[0], 200, body)
     return _answer(body)
@@ -86,7 +92,7 @@ def intake(client_data: dict | None, fields: dict, source: str):
 
 @blp.route("/create")
 class CreateConsultation(MethodView):
-    @blp.arguments(CreateConsultationIn, example={
+    @blp.arguments(CreateConsultationIn(), example={
         "client": {"email": "user@example.com", "phone_number": "+998901234567", "org_inn": "123456789"},
         "consultation": {"comment": "Нужна консультация по НДС", "lang": "ru"},
         "source": "SITE",
@@ -103,7 +109,7 @@ class CreateConsultation(MethodView):
 
 @blp.route("/simple")
 class SimpleConsultation(MethodView):
-    @blp.arguments(SimpleConsultationIn, example={
+    @blp.arguments(SimpleConsultationIn(), example={
         "client_id": "0b7e3a52-4a8f-4c57-9d0e-1f0b8f2d9a11", "lang": "ru", "comment": "Нужна консультация по НДС",
     })
     @blp.response(200, CreateConsultationOut, example=examples.CREATED)

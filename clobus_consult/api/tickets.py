@@ -29,7 +29,7 @@ class Ticket(MethodView):
 
 @blp.route("/clients/<client_id>/tickets")
 class ClientTickets(MethodView):
-    @blp.arguments(PageArgs, location="query")
+    @blp.arguments(PageArgs(), location="query")
     @blp.response(200, TicketList, example=examples.TICKETS)
     @documents_errors(blp, 401, 404, 422, 429)
     def get(self, args, client_id):

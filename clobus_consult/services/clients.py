@@ -1,6 +1,11 @@
 """Find-or-create of clients, in the order contract.md sets: client_id, client_id_hash, identity triple, new."""
 from ..models import Client, utcnow
+from ..prepared import Prepared, insert_rows
 from . import ServiceError
+
+BY_ID = Prepared(lambda p: Client.select().where(Client.id == p))
+BY_HASH = Prepared(lambda p: Client.select().where(Client.client_id_hash == p))
+BY_IDENTITY = Prepared(lambda p: Client.select().where(Client.identity == p))
 
 IDENTITY_FIELDS = ("email", "phone_number", "org_inn")
 UPDATABLE = (
@@ -40,16 +45,16 @@ def resolve_client(data: dict) -> tuple[Client, bool]:
     """Return (client, created). Must run inside a write transaction. Raises ServiceError for 404/409/422."""
     data = {k: v for k, v in data.items() if v is not None}
     if data.get("client_id"):
-        client = Client.get_or_none(Client.id == data["client_id"])
+        client = BY_ID.first(Client, data["client_id"])
         if client is None:
             raise ServiceError(404, "Client not found")
         return _save_updated(client, data), False
     if data.get("client_id_hash"):
-        client = Client.get_or_none(Client.client_id_hash == data["client_id_hash"])
+        client = BY_HASH.first(Client, data["client_id_hash"])
         if client is not None:
             return _save_updated(client, data), False
     identity = identity_of(data)
-    client = Client.get_or_none(Client.identity == identity)
+    client = BY_IDENTITY.first(Client, identity)
     if client is not None:
         return _save_updated(client, data), False
     if not (data.get("email") or data.get("phone_number")):
@@ -57,7 +62,8 @@ def resolve_client(data: dict) -> tuple[Client, bool]:
             422, "Validation error",
             {"json": {"_schema": ["A new client needs at least one of email or phone_number."]}},
         )
-    client = Client(identity=identity)
+    now = utcnow()
+    client = Client(identity=identity, created_at=now, updated_at=now)
     _apply(client, data)
-    client.save(force_insert=True)
+    insert_rows(Client, [client.__data__])
     return client, True

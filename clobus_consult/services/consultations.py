@@ -7,8 +7,16 @@ import uuid
 from ..db import write_transaction
 from ..fields import canonical_uuid
 from ..models import Client, Consultation, IdempotencyRecord, SyncTask, utcnow
+from ..prepared import Prepared, insert_rows
 from . import ServiceError, retry_on_conflict
 from .clients import resolve_client
+
+BY_FINGERPRINT = Prepared(lambda p: Consultation.select(
+    Consultation.id, Consultation.status, Consultation.created_at).where(Consultation.active_fingerprint == p))
+BY_ID = Prepared(lambda p: Consultation.select().where(Consultation.id == p))
+BY_CONS_ID = Prepared(lambda p: Consultation.select().where(Consultation.cons_id == p))
+TASK_STATES = Prepared(lambda p: SyncTask.select(SyncTask.target, SyncTask.state, SyncTask.last_error).where(
+    SyncTask.consultation == p))
 
 DUPLICATE_WINDOW = dt.timedelta(hours=24)
 CONSULTATION_FIELDS = (
@@ -36,11 +44,11 @@ def _nest_errors(err: ServiceError, location: tuple[str, ...]) -> ServiceError:
 
 def _absorb_duplicate(fp: str) -> Consultation | None:
     """The live consultation with this fingerprint, or None; releases a fingerprint that has gone stale."""
-    existing = Consultation.get_or_none(Consultation.active_fingerprint == fp)
+    existing = BY_FINGERPRINT.first(Consultation, fp)
     if existing is None:
         return None
     if existing.status != "closed" and existing.created_at > utcnow() - DUPLICATE_WINDOW:
-        return existing
+        return BY_ID.first(Consultation, existing.id)
     Consultation.update(active_fingerprint=None).where(Consultation.id == existing.id).execute()
     return None
 
@@ -57,7 +65,7 @@ def _enqueue(consultation: Consultation, targets: dict[str, bool], request_id: s
             "external_id": str(uuid.uuid4()) if target == "onec" else None,
             "request_id": request_id, "created_at": now, "updated_at": now,
         })
-    SyncTask.insert_many(rows).execute()
+    insert_rows(SyncTask, rows)
 
 
 def create_consultation(
@@ -95,11 +103,13 @@ def create_consultation(
             created = consultation is None
             if created:
                 now = utcnow()
-                consultation = Consultation.create(
-                    client=client.id, source=source, fingerprint=fp, active_fingerprint=fp,
-                    counterparty_ref_key=fields.get("cl_ref_key") or client.cl_ref_key,
+                consultation = Consultation(
+                    id=str(uuid.uuid4()), client=client.id, source=source, fingerprint=fp, active_fingerprint=fp,
+                    counterparty_ref_key=fields.get("cl_ref_key") or client.cl_ref_key, status="new",
+                    cons_id=None, cl_ref_key=None, number=None, end_date=None,
                     created_at=now, updated_at=now, **values,
                 )
+                insert_rows(Consultation, [consultation.__data__])
                 _enqueue(consultation, targets, request_id)
             if idempotency:
                 IdempotencyRecord.delete().where(IdempotencyRecord.key == key).execute()  # a stale one
@@ -113,8 +123,8 @@ def find_ticket(ticket_id: str) -> Consultation | None:
     """By Chatwoot's cons_id or by the service's own consultation_id."""
     consultation_id = canonical_uuid(ticket_id)
     if consultation_id is not None:
-        return Consultation.get_or_none(Consultation.id == consultation_id)
-    return Consultation.get_or_none(Consultation.cons_id == ticket_id)
+        return BY_ID.first(Consultation, consultation_id)
+    return BY_CONS_ID.first(Consultation, ticket_id)
 
 
 def list_tickets(client_id: str, skip: int, limit: int) -> tuple[list[Consultation], int]:
@@ -126,9 +136,12 @@ def list_tickets(client_id: str, skip: int, limit: int) -> tuple[list[Consultati
 
 
 def sync_view(consultation: Consultation) -> dict:
-    tasks = {t.target: t for t in SyncTask.select().where(SyncTask.consultation == consultation.id)}
-    view = {}
-    for target in SyncTask.TARGETS:
-        task = tasks.get(target)
-        view[target] = {"state": task.state if task else "disabled", "error": task.last_error if task else None}
-    return view
+    tasks = {target: (state, error) for target, state, error in TASK_STATES.tuples(consultation.id)}
+    return {target: {"state": tasks.get(target, ("disabled", None))[0], "error": tasks.get(target, (None, None))[1]}
+            for target in SyncTask.TARGETS}
+
+
+def fresh_sync_view(targets: dict[str, bool]) -> dict:
+    """The sync block of a consultation just stored, before any attempt: no need to read it back."""
+    return {target: {"state": "pending" if targets.get(target) else "disabled", "error": None}
+            for target in SyncTask.TARGETS}
