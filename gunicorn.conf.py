@@ -15,6 +15,8 @@ worker_class = "gthread"
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", 30))
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", 20))
 keepalive = 5
+# OIDC bearer tokens can be long (the verifier takes up to 16 KiB): gunicorn's default 8 KiB header line is not.
+limit_request_field_size = 20 * 1024
 # Only nginx on this host talks to us; trust its X-Forwarded-* headers and nobody else's.
 forwarded_allow_ips = os.environ.get("GUNICORN_FORWARDED_ALLOW_IPS", "127.0.0.1")
 accesslog = os.environ.get("GUNICORN_ACCESSLOG", "-") or None  # empty: no access log

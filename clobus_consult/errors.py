@@ -52,6 +52,7 @@ class Api(BaseApi):
         data = getattr(error, "data", None) or {}
         status = error.code or 500
         headers = dict(data.get("headers") or {})
+        headers.update((k, v) for k, v in error.get_headers() if k == "Allow")  # 405 must say what is allowed
         if status == 401:
             headers.setdefault("WWW-Authenticate", "Bearer")
         if status == 500:

@@ -1,7 +1,8 @@
 """HTTP resources: one module each. Views validate (schemas), call a service, and shape the answer."""
+import io
 import json
 
-from flask import Flask, request
+from flask import Flask, current_app, request
 from flask_smorest import Blueprint as BaseBlueprint
 from flask_smorest import abort
 from webargs import core
@@ -38,6 +39,8 @@ class Parser(FlaskParser):
             payload = core.parse_json(req.get_data(cache=True))
         except RecursionError:
             abort(400, message="JSON body is nested too deeply")
+        except ValueError:  # JSONDecodeError, UnicodeDecodeError, and ints past Python's 4300-digit limit
+            abort(400, message="Malformed JSON body")
         if _bad_text(payload):
             abort(422, message="Validation error",
                   errors={"json": {"_schema": ["Strings must be valid UTF-8 without NUL characters."]}})
@@ -52,9 +55,21 @@ class Blueprint(BaseBlueprint):
 
 
 def require_json_body() -> None:
-    """415 for a write whose body is not JSON (before any parsing or auth work)."""
-    if request.method in ("POST", "PUT", "PATCH") and request.mimetype != "application/json":
+    """415 for a write whose body is not JSON, 413 for one over the limit (before any parsing or auth work)."""
+    if request.routing_exception is not None or request.method not in ("POST", "PUT", "PATCH"):
+        return  # unknown routes and methods get their own 404/405
+    if request.mimetype != "application/json":
         abort(415, message="Content-Type must be application/json")
+    if request.content_length is None and request.environ.get("wsgi.input_terminated"):
+        # A chunked body has no Content-Length, and werkzeug would silently cut it at MAX_CONTENT_LENGTH:
+        # read it here, refuse it whole if it is too long, and hand on the rest as a sized body.
+        limit = current_app.config["MAX_CONTENT_LENGTH"]
+        data = request.environ["wsgi.input"].read(limit + 1)
+        if len(data) > limit:
+            abort(413, message="Request body too large")
+        request.environ["wsgi.input"] = io.BytesIO(data)
+        request.environ["CONTENT_LENGTH"] = str(len(data))
+        request.environ.pop("wsgi.input_terminated")
 
 
 def json_body() -> dict:

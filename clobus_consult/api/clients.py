@@ -55,7 +55,8 @@ class ClientByHash(MethodView):
     @documents_errors(blp, 401, 404, 429)
     def get(self, client_hash):
         """Get a client by the website's client_id_hash"""
-        client = Client.get_or_none(Client.client_id_hash == client_hash)
+        # No stored hash holds NUL, and PostgreSQL refuses such a string outright: not found, not a 500.
+        client = None if "\x00" in client_hash else Client.get_or_none(Client.client_id_hash == client_hash)
         if client is None:
             abort(404, message="Client not found")
         return client

@@ -99,6 +99,8 @@ class ChatwootWebhook(MethodView):
         if not _first_delivery(request.headers.get("X-Chatwoot-Delivery")):
             return {"result": "duplicate delivery"}
         event, status, conv_id = payload.get("event"), payload.get("status"), payload.get("id")
-        if event not in STATUS_EVENTS or not isinstance(status, str) or not isinstance(conv_id, int | str):
-            return {"result": "ignored"}
-        return {"result": apply_chatwoot_status(str(conv_id)[:32], status, _event_time(payload))}
+        if isinstance(conv_id, str) and conv_id.isascii() and conv_id.isdigit():
+            conv_id = int(conv_id)
+        if event not in STATUS_EVENTS or not isinstance(status, str) or type(conv_id) is not int or conv_id < 0:
+            return {"result": "ignored"}  # display ids are non-negative integers; anything else is not ours
+        return {"result": apply_chatwoot_status(str(conv_id), status, _event_time(payload))}

@@ -121,6 +121,8 @@ def create_consultation(
 
 def find_ticket(ticket_id: str) -> Consultation | None:
     """By Chatwoot's cons_id or by the service's own consultation_id."""
+    if "\x00" in ticket_id:
+        return None  # never stored, and PostgreSQL refuses such a string outright
     consultation_id = canonical_uuid(ticket_id)
     if consultation_id is not None:
         return BY_ID.first(Consultation, consultation_id)
