@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN = $(VENV)/bin
 
-.PHONY: install run test lint bench
+.PHONY: install run test bench pyz
 
 $(BIN)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,3 +26,7 @@ test: install
 
 bench: install
 	$(BIN)/python bench/http_bench.py
+
+# One file for a server: the app, its dependencies and gunicorn (docs/install-vps.md).
+pyz: install
+	scripts/build-pyz.sh

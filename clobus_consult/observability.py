@@ -5,8 +5,8 @@ or generated, returned in the response, stored on the sync tasks a request creat
 tasks run later, so ``grep <id>`` shows a request and the syncs it caused.
 
 Metrics: Prometheus at ``/metrics`` (prometheus-client). Under gunicorn with several workers the counters live
-in ``PROMETHEUS_MULTIPROC_DIR`` (gunicorn.conf.py sets it up) and are summed at scrape time; outbox task counts
-are read from the database at scrape time, so every worker reports the same truth.
+in ``PROMETHEUS_MULTIPROC_DIR`` (serve.py sets it up in gunicorn's master) and are summed at scrape time;
+outbox task counts are read from the database at scrape time, so every worker reports the same truth.
 """
 import contextvars
 import logging

@@ -1,9 +1,11 @@
 """Start the real service (gunicorn, as production does) and other processes for the tests."""
+import concurrent.futures as cf
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -74,3 +76,15 @@ def gunicorn(instance: Path, env: dict | None = None, workers: int = 2, threads:
     finally:
         stop(proc)
         log.close()
+
+
+def race(n: int, fn) -> list:
+    """Call ``fn`` from ``n`` threads released at the same instant; returns the results in order."""
+    barrier = threading.Barrier(n)
+
+    def run(_):
+        barrier.wait()
+        return fn()
+
+    with cf.ThreadPoolExecutor(n) as pool:
+        return list(pool.map(run, range(n)))

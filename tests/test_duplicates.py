@@ -1,11 +1,11 @@
 """Duplicates (contract.md "Consultations"): Idempotency-Key replay and 409, and the 24 h fingerprint."""
 import datetime as dt
-import threading
 
 from clobus_consult.db import db
 from clobus_consult.models import Client, Consultation, SyncTask
 
 from .conftest import AUTH
+from .processes import race
 
 BODY = {"client": {"email": "dup@example.com"}, "consultation": {"comment": "Один вопрос", "lang": "ru"}}
 
@@ -81,28 +81,12 @@ def test_closed_or_old_consultations_do_not_absorb(api, app):
     assert create(api).get_json()["consultation"]["consultation_id"] == third
 
 
-def _race(n, fn):
-    barrier = threading.Barrier(n)
-    results = [None] * n
-
-    def run(i):
-        barrier.wait()
-        results[i] = fn()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return results
-
-
 def test_concurrent_identical_creates_make_one_row(app):
     def call():
         r = app.test_client().post("/api/consultations/create", json=BODY, headers=AUTH)
         return r.status_code, r.get_json()["consultation"]["consultation_id"]
 
-    results = _race(16, call)
+    results = race(16, call)
     assert {status for status, _ in results} == {200}
     assert len({cid for _, cid in results}) == 1
     assert count(app, Consultation) == 1 and count(app, Client) == 1
@@ -115,7 +99,7 @@ def test_concurrent_same_idempotency_key_makes_one_row(app):
                                    headers={**AUTH, "Idempotency-Key": "race"})
         return r.status_code, r.get_json()["consultation"]["consultation_id"]
 
-    results = _race(16, call)
+    results = race(16, call)
     assert {status for status, _ in results} == {200}
     assert len({cid for _, cid in results}) == 1
     assert count(app, Consultation) == 1

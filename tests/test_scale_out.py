@@ -1,6 +1,5 @@
 """Correctness across threads and processes (run on SQLite and, via scripts/pytest-postgres.py, PostgreSQL)."""
 import concurrent.futures as cf
-import threading
 import uuid
 
 import requests
@@ -9,18 +8,7 @@ from clobus_consult.db import db
 from clobus_consult.models import Client, Consultation
 
 from .conftest import AUTH, TOKEN
-from .processes import gunicorn
-
-
-def _race(n, fn):
-    barrier = threading.Barrier(n)
-
-    def run(_):
-        barrier.wait()
-        return fn()
-
-    with cf.ThreadPoolExecutor(n) as pool:
-        return list(pool.map(run, range(n)))
+from .processes import gunicorn, race
 
 
 def test_50_parallel_identical_client_upserts_make_one_client(app):
@@ -30,7 +18,7 @@ def test_50_parallel_identical_client_upserts_make_one_client(app):
         r = app.test_client().post("/api/clients", json=body, headers=AUTH)
         return r.status_code, r.get_json().get("client_id")
 
-    results = _race(50, upsert)
+    results = race(50, upsert)
     assert {status for status, _ in results} == {200}
     assert len({cid for _, cid in results}) == 1
     with app.app_context(), db.connection_context():
@@ -44,7 +32,7 @@ def test_50_parallel_identical_creates_make_one_consultation(app):
         r = app.test_client().post("/api/consultations/create", json=body, headers=AUTH)
         return r.status_code, r.get_json()["consultation"]["consultation_id"]
 
-    results = _race(50, create)
+    results = race(50, create)
     assert {status for status, _ in results} == {200}
     assert len({cid for _, cid in results}) == 1
     with app.app_context(), db.connection_context():

@@ -9,7 +9,7 @@ from clobus_consult.db import db
 from clobus_consult.models import SyncTask, utcnow
 from clobus_consult.sync import outbox
 
-from .upstreams import start_chatwoot, start_onec, upstream_config
+from .upstreams import both_emulators, upstream_config
 
 BODY = {"client": {"email": "sync@example.com", "phone_number": "+998901234567", "org_inn": "123456789"},
         "consultation": {"comment": "Нужна консультация по НДС", "lang": "ru", "topic": "НДС"}, "source": "SITE"}
@@ -17,11 +17,8 @@ BODY = {"client": {"email": "sync@example.com", "phone_number": "+998901234567",
 
 @pytest.fixture(scope="module")
 def emulators():
-    cw_server, cw = start_chatwoot()
-    oc_server, oc = start_onec()
-    yield cw, oc
-    cw_server.stop()
-    oc_server.stop()
+    with both_emulators() as handles:
+        yield handles
 
 
 @pytest.fixture

@@ -12,16 +12,13 @@ import requests
 
 from .conftest import AUTH, TOKEN
 from .processes import ROOT, gunicorn
-from .upstreams import start_chatwoot, start_onec, upstream_config
+from .upstreams import both_emulators, upstream_config
 
 
 @pytest.fixture
 def emulators():
-    cw_server, cw = start_chatwoot()
-    oc_server, oc = start_onec()
-    yield cw, oc
-    cw_server.stop()
-    oc_server.stop()
+    with both_emulators() as handles:
+        yield handles
 
 
 def service_env(app, cw, oc, **extra) -> dict:

@@ -1,4 +1,6 @@
 """The two emulators as real HTTP servers on 127.0.0.1, and small handles the sync tests drive them with."""
+from contextlib import contextmanager
+
 import requests
 
 from clobus_consult.emulators import chatwoot, onec
@@ -82,3 +84,15 @@ def upstream_config(cw: Chatwoot | None, oc: OneC | None) -> dict:
     if oc is not None:
         config.update(ONEC_URL=oc.root, ONEC_USER=ONEC_USER, ONEC_PASSWORD=ONEC_PASSWORD)
     return config
+
+
+@contextmanager
+def both_emulators():
+    """Chatwoot and 1C emulators on 127.0.0.1 for the duration of the block; yields their handles."""
+    cw_server, cw = start_chatwoot()
+    oc_server, oc = start_onec()
+    try:
+        yield cw, oc
+    finally:
+        cw_server.stop()
+        oc_server.stop()
