@@ -9,11 +9,37 @@
 Every value can be overridden from the environment (``GUNICORN_BIND``, ``GUNICORN_WORKERS``, ...), so the
 systemd unit, the tests and the benchmarks all use these settings.
 """
+import datetime as dt
+import json
 import multiprocessing
 import os
 import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
+
+from gunicorn.glogging import Logger
+
+
+class JsonAccessLogger(Logger):
+    """gunicorn's access log as one JSON object per line, like the app's own logs.
+
+    The path is logged without its query string: a Chatwoot webhook URL can carry ``?token=``.
+    """
+
+    def access(self, resp, req, environ, request_time):
+        if not self.access_log_enabled:
+            return
+        status = resp.status.split(None, 1)[0] if isinstance(resp.status, str) else resp.status
+        headers = dict((k.lower(), v) for k, v in (resp.headers or []))
+        record = {
+            "time": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"), "level": "INFO",
+            "logger": "gunicorn.access", "method": environ.get("REQUEST_METHOD"), "path": environ.get("PATH_INFO"),
+            "status": int(status), "bytes": getattr(resp, "sent", None),
+            "duration_ms": round(request_time.total_seconds() * 1000, 2), "remote": environ.get("REMOTE_ADDR"),
+            "forwarded_for": environ.get("HTTP_X_FORWARDED_FOR"), "user_agent": environ.get("HTTP_USER_AGENT"),
+            "request_id": headers.get("x-request-id"),
+        }
+        self.access_log.info(json.dumps(record, ensure_ascii=False))
 
 
 def settings(environ: Mapping[str, str] | None = None) -> dict:
@@ -39,6 +65,7 @@ def settings(environ: Mapping[str, str] | None = None) -> dict:
         "errorlog": "-",
         "loglevel": env.get("GUNICORN_LOGLEVEL", "info"),
         "proc_name": "clobus-consult",
+        "logger_class": "clobus_consult.serve.JsonAccessLogger",
     }
 
 

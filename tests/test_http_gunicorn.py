@@ -65,3 +65,22 @@ def test_concurrent_identical_requests_across_workers_make_one_consultation(serv
 def test_openapi_and_docs_over_http(server):
     assert requests.get(f"{server}/api/openapi.json", timeout=10).json()["info"]["title"] == "clobus-consult"
     assert requests.get(f"{server}/docs", timeout=10).status_code == 200
+
+
+def test_access_log_is_json_with_request_id_and_no_query_string(tmp_path):
+    import json
+
+    instance = tmp_path / "instance"
+    instance.mkdir()
+    env = {"CLOBUS_AUTH_MODE": "static", "CLOBUS_API_TOKENS": TOKEN, "GUNICORN_ACCESSLOG": "-",
+           "CLOBUS_CHATWOOT_WEBHOOK_TOKEN": "secret-in-url"}
+    with gunicorn(instance, env, workers=1) as url:
+        requests.get(f"{url}/api/health", headers={"X-Request-ID": "access-1"}, timeout=10)
+        requests.post(f"{url}/api/webhooks/chatwoot?token=secret-in-url", json={"event": "x"}, timeout=10)
+    log = next(tmp_path.glob("gunicorn-*.log")).read_text()
+    assert "secret-in-url" not in log
+    access = [json.loads(line) for line in log.splitlines()
+              if line.startswith("{") and '"gunicorn.access"' in line]
+    health = next(a for a in access if a["request_id"] == "access-1")
+    assert health["path"] == "/api/health" and health["status"] == 200 and health["duration_ms"] >= 0
+    assert any(a["path"] == "/api/webhooks/chatwoot" for a in access)
