@@ -252,3 +252,17 @@ def test_two_workers_draining_one_outbox_push_each_task_once(make_app, upstream)
     for cid in made:
         assert len(cw.conversations_of(cid)) == 1
     assert len({d["Ref_Key"] for d in oc.documents()}) == len(oc.documents()) == 12
+
+
+def test_metrics_health_and_cli_report_a_consultations_sync(sync_app, upstream):
+    c = create(sync_app)
+    settle(sync_app, c["consultation_id"])
+    metrics = sync_app.test_client().get("/metrics").get_data(as_text=True)
+    assert 'clobus_sync_tasks{state="done",target="chatwoot"} 1.0' in metrics
+    assert 'clobus_sync_tasks{state="done",target="onec"} 1.0' in metrics
+    assert 'clobus_upstream_push_duration_seconds_count{outcome="ok",target="onec"}' in metrics
+    health = sync_app.test_client().get("/api/health").get_json()["upstreams"]
+    assert health["chatwoot"]["configured"] and health["chatwoot"]["last_success"]
+    assert health["onec"]["pending"] == 0 and health["onec"]["failed"] == 0
+    out = sync_app.test_cli_runner().invoke(args=["sync", "status"]).output
+    assert any(line.split()[:3] == ["onec", "done", "1"] for line in out.splitlines()), out
