@@ -118,9 +118,14 @@ def sync_resync(consultation_id):
 @sync_cli.command("run")
 def sync_run():
     """Push every due task now, in this process."""
+    from .models import SyncTask, utcnow
     from .sync import outbox
 
-    click.echo(f"pushed {outbox.drain(current_app)} task(s)")
+    with db.connection_context():
+        due = SyncTask.select().where((SyncTask.state == "pending") & (SyncTask.next_attempt_at <= utcnow())).count()
+    with click.progressbar(length=due, label="pushing", file=sys.stderr) as bar:
+        pushed = outbox.drain(current_app, progress=bar.update)
+    click.echo(f"pushed {pushed} task(s)")
 
 
 @sync_cli.command("pull")

@@ -257,8 +257,11 @@ def sync_inline(app, consultation_id: str) -> None:
         ups.pool.submit(run_claimed, app, task_id)
 
 
-def drain(app, batch: int = 100, limit: int | None = None) -> int:
-    """Claim and push due tasks until none are left (or ``limit`` were handled); returns how many."""
+def drain(app, batch: int = 100, limit: int | None = None, progress=None) -> int:
+    """Claim and push due tasks until none are left (or ``limit`` were handled); returns how many.
+
+    ``progress(n)`` is called after each batch with the number of tasks it handled.
+    """
     app = _real(app)
     ups = upstreams(app)
     if not ups.clients:
@@ -274,6 +277,8 @@ def drain(app, batch: int = 100, limit: int | None = None) -> int:
         for future in [ups.pool.submit(run_claimed, app, i) for i in ids]:
             future.result()
         handled += len(ids)
+        if progress is not None:
+            progress(len(ids))
     return handled
 
 
