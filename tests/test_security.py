@@ -94,3 +94,34 @@ def test_unhandled_error_is_a_bare_500(make_app, monkeypatch):
     monkeypatch.setattr("clobus_consult.api.tickets.find_ticket", boom)
     r = app.test_client().get("/api/tickets/1", headers=AUTH)
     assert r.status_code == 500 and r.get_json() == {"detail": "Internal server error"}
+
+
+def _redis_url():
+    import socket
+
+    try:
+        socket.create_connection(("127.0.0.1", 6379), timeout=1).close()
+    except OSError:
+        return None
+    return "redis://127.0.0.1:6379"
+
+
+@pytest.mark.skipif(_redis_url() is None, reason="no Redis on 127.0.0.1:6379 for shared rate-limit counters")
+def test_rate_limit_is_exact_across_gunicorn_workers_with_shared_storage(tmp_path):
+    """With RATELIMIT_STORAGE_URI=redis:// the limit holds across worker processes (memory:// is per process)."""
+    import uuid
+
+    import requests
+
+    from .processes import gunicorn
+
+    instance = tmp_path / "instance"
+    instance.mkdir()
+    token = "rl-" + uuid.uuid4().hex  # counters are keyed by token: a fresh one starts from zero
+    env = {"CLOBUS_AUTH_MODE": "static", "CLOBUS_API_TOKENS": token, "CLOBUS_RATELIMIT_ENABLED": "true",
+           "CLOBUS_RATELIMIT_DEFAULT": "10 per minute", "CLOBUS_RATELIMIT_STORAGE_URI": _redis_url()}
+    with gunicorn(instance, env, workers=3, threads=1) as url:
+        # Each request on a new connection, so gunicorn spreads them over its workers.
+        codes = [requests.get(f"{url}/api/clients/by-hash/none", headers={"Authorization": f"Bearer {token}"},
+                              timeout=10).status_code for _ in range(14)]
+    assert codes.count(404) == 10 and codes.count(429) == 4, codes
