@@ -18,8 +18,7 @@ class Health(MethodView):
     @blp.doc(security=[])
     def get(self):
         """Service health (no authentication)"""
-        db.execute_sql("SELECT 1")
-        return {
+        return {  # the summary's two indexed queries double as the database check
             "status": "ok", "database": "ok", "version": __version__,
             "upstreams": outbox.health_summary(current_app),
         }

@@ -295,7 +295,7 @@ def create_app(api_token: str = "test-token", account_id: int = 1, inbox_id: int
             if event != "conversation_created":
                 payload["changed_attributes"] = [changed] if changed else None
             threading.Thread(target=deliver, args=(webhook_url, webhook_secret, webhook_token, payload),
-                             daemon=True).start()
+                             daemon=False).start()  # joined at exit: no daemon writing to stderr then
 
     def change_status(display_id, status) -> dict:
         with store.lock:

@@ -18,7 +18,6 @@ request. ``times`` limits how many matching requests are hit (null: until cleare
 """
 import socket
 import threading
-import time
 from collections import Counter
 
 from flask import Blueprint, Flask, abort, jsonify, request
@@ -38,9 +37,16 @@ class Faults:
         self.match = ""
         self.delay = 0.0
         self.stats = Counter()
+        # Hanging requests sleep on this event: stopping the server wakes them, so no handler thread is still
+        # asleep (and about to log) while the process that runs the emulator exits.
+        self.wake = threading.Event()
+
+    def release(self) -> None:
+        self.wake.set()
 
     def set(self, mode: str, times=None, match: str = "", delay=None) -> None:
         with self.lock:
+            self.wake.clear()
             self.mode, self.times, self.match = mode, times, match or ""
             default = {"hang": 30.0, "slow": 1.0}.get(mode, 0.0)
             self.delay = float(delay) if delay is not None else default
@@ -67,7 +73,7 @@ class Faults:
         if mode == "503":
             return jsonify({"error": "Service Unavailable (emulated)"}), 503
         if mode in ("hang", "slow"):
-            time.sleep(self.delay)
+            self.wake.wait(self.delay)
         return None
 
     def after_commit(self) -> None:
@@ -84,6 +90,7 @@ class Faults:
     def install(self, app: Flask) -> None:
         """Register the hook and the control endpoints on an emulator app."""
         app.before_request(self.before_request)
+        app.extensions["emulator_faults"] = self
         bp = Blueprint("emulator_control", __name__, url_prefix="/__emulator__")
 
         @bp.post("/faults")

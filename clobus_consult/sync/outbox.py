@@ -24,6 +24,7 @@ from peewee import fn
 from ..db import db, write_transaction
 from ..models import Client, Consultation, JobState, SyncTask, utcnow
 from ..observability import UPSTREAM_ERRORS, UPSTREAM_LATENCY, request_id_var
+from ..prepared import Prepared
 from .breaker import Breaker
 from .errors import SyncError
 
@@ -282,17 +283,21 @@ def drain(app, batch: int = 100, limit: int | None = None, progress=None) -> int
     return handled
 
 
+TASK_COUNTS = Prepared(lambda p0, p1: SyncTask.select(SyncTask.target, SyncTask.state, fn.COUNT(SyncTask.id))
+                       .where(SyncTask.state.in_([p0, p1])).group_by(SyncTask.target, SyncTask.state), arity=2)
+LAST_SUCCESS = Prepared(lambda p0, p1: JobState.select(JobState.name, JobState.value)
+                        .where(JobState.name.in_([p0, p1])), arity=2)
+
+
 def health_summary(app) -> dict:
     """Per upstream: configured, pending and failed counts (indexed), last success, this process's breaker."""
     ups = upstreams(app)
-    rows = (SyncTask.select(SyncTask.target, SyncTask.state, fn.COUNT(SyncTask.id).alias("n"))
-            .where(SyncTask.state.in_(["pending", "failed"])).group_by(SyncTask.target, SyncTask.state))
     counts = {}
-    for r in rows:
-        key = (upstream_of(r.target), r.state)
-        counts[key] = counts.get(key, 0) + r.n
-    last = {row.name.split(":", 1)[1]: row.value for row in
-            JobState.select().where(JobState.name.startswith("last_success:"))}
+    for target, state, n in TASK_COUNTS.tuples("pending", "failed"):
+        key = (upstream_of(target), state)
+        counts[key] = counts.get(key, 0) + n
+    last = {name.split(":", 1)[1]: value for name, value in
+            LAST_SUCCESS.tuples("last_success:chatwoot", "last_success:onec")}
     return {
         target: {
             "configured": target in ups.clients, "pending": counts.get((target, "pending"), 0),
