@@ -26,6 +26,7 @@ def create_app(test_config: dict | None = None, instance_path: str | None = None
     if test_config:
         app.config.update(test_config)
     os.makedirs(app.instance_path, exist_ok=True)
+    app.json.sort_keys = False  # fields in the order the schemas (and the API document) give them
 
     from . import api, auth, db, errors, migrate, observability, security
     from .sync import outbox

@@ -76,4 +76,3 @@ OPENAPI_SWAGGER_UI_URL = "/docs/assets/"  # served by the service itself (swagge
 LOG_FORMAT = "json"
 LOG_LEVEL = "INFO"
 
-JSON_SORT_KEYS = False

@@ -48,13 +48,15 @@ def configure_logging(app: Flask) -> None:
         from pythonjsonlogger.json import JsonFormatter
 
         handler.setFormatter(JsonFormatter(
-            "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s",
-            rename_fields={"asctime": "time", "levelname": "level", "name": "logger"}))
+            "%(levelname)s %(name)s %(message)s %(request_id)s",
+            rename_fields={"levelname": "level", "name": "logger"}, timestamp="time"))
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"))
     handler.addFilter(RequestIdFilter())
     root.addHandler(handler)
     root.setLevel(app.config["LOG_LEVEL"])
+    # The scheduler would log every run of every job at INFO: only its warnings are news.
+    logging.getLogger("apscheduler").setLevel(max(logging.WARNING, root.level))
 
 
 class OutboxCollector:

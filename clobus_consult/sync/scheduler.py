@@ -42,10 +42,10 @@ def start_for(app) -> None:
     scheduler = BackgroundScheduler(daemon=True, job_defaults={"coalesce": True, "max_instances": 1})
     now = dt.datetime.now(dt.UTC)
     scheduler.add_job(_job("sync", outbox.drain), "interval", args=[app],
-                      seconds=app.config["SYNC_INTERVAL_SECONDS"], next_run_time=now, id="sync")
+                      seconds=app.config["SYNC_INTERVAL_SECONDS"], next_run_time=now, id="sync", name="sync")
     scheduler.add_job(_job("onec_pull", pull.pull_onec), "interval", args=[app, outbox.OWNER],
-                      seconds=app.config["ONEC_PULL_INTERVAL_SECONDS"], id="onec_pull")
-    scheduler.add_job(_job("cleanup", cleanup), "interval", hours=1, id="cleanup")
+                      seconds=app.config["ONEC_PULL_INTERVAL_SECONDS"], id="onec_pull", name="onec_pull")
+    scheduler.add_job(_job("cleanup", cleanup), "interval", hours=1, id="cleanup", name="cleanup")
     scheduler.start()
     _scheduler = scheduler
     log.info("background jobs started: sync every %ss, 1C pull every %ss", app.config["SYNC_INTERVAL_SECONDS"],
