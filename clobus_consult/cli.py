@@ -91,7 +91,9 @@ def sync_retry(task_id, all_failed):
     if not task_id and not all_failed:
         raise click.UsageError("give a TASK_ID or --all-failed")
     with db.connection_context(), write_transaction():
-        query = SyncTask.update(state="pending", attempts=0, next_attempt_at=utcnow(), updated_at=utcnow())
+        # uncertain=True: an earlier attempt may have got through, so the next one looks before it creates.
+        query = SyncTask.update(state="pending", attempts=0, uncertain=True, next_attempt_at=utcnow(),
+                                updated_at=utcnow())
         where = SyncTask.state == "failed"
         if task_id:
             where &= SyncTask.id == task_id
@@ -108,7 +110,7 @@ def sync_resync(consultation_id):
 
     configured = outbox.configured_targets(current_app.config)
     with db.connection_context(), write_transaction():
-        n = (SyncTask.update(state="pending", attempts=0, next_attempt_at=utcnow(), updated_at=utcnow())
+        n = (SyncTask.update(state="pending", attempts=0, uncertain=True, next_attempt_at=utcnow(), updated_at=utcnow())
              .where((SyncTask.consultation == consultation_id) & SyncTask.state.in_(["failed", "disabled"])
                     & SyncTask.target.in_([t for t, on in configured.items() if on] + [outbox.NUMBER_TARGET]))
              .execute())

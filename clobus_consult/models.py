@@ -95,6 +95,8 @@ class Consultation(BaseModel):
     active_fingerprint = CharField(null=True, unique=True, max_length=64)
     chatwoot_status_at = DateTimeField(null=True)
     onec_modified_at = DateTimeField(null=True)
+    chatwoot_status = CharField(null=True, max_length=16)  # the conversation's status as last reported
+    onec_status = CharField(null=True, max_length=16)  # ВидОбращения, mapped, as last pulled
     created_at = DateTimeField(default=utcnow)
     updated_at = DateTimeField(default=utcnow)
 

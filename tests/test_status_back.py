@@ -173,3 +173,32 @@ def test_pull_maps_1c_changes_onto_consultations(make_app):
         assert status_of(app, made[0]["consultation_id"])["status"] == "pending"
     finally:
         server.stop()
+
+
+def test_an_update_of_something_else_does_not_reopen_what_1c_closed(hook_app):
+    cid = make_consultation(hook_app, status="closed", onec_status="closed")
+    client = hook_app.test_client()
+    assigned = {**event(status="open", at=5000, name="conversation_updated"),
+                "changed_attributes": [{"assignee_id": {"previous_value": None, "current_value": 3}}]}
+    assert signed(client, assigned).get_json()["result"] == "unchanged"
+    assert status_of(hook_app, cid)["status"] == "closed"
+
+
+def test_a_1c_reread_does_not_undo_a_chatwoot_close(make_app):
+    server, oc = start_onec()
+    try:
+        app = make_app(**upstream_config(None, oc), CHATWOOT_WEBHOOK_SECRET=WEBHOOK_SECRET)
+        r = app.test_client().post("/api/consultations/create", headers=AUTH, json={
+            "client": {"email": "reread@example.com"}, "consultation": {"comment": "Вопрос"}})
+        c = r.get_json()["consultation"]
+        with app.app_context(), db.connection_context():
+            Consultation.update(cons_id="501").where(Consultation.id == c["consultation_id"]).execute()
+        app.test_cli_runner().invoke(args=["sync", "pull"])
+        assert status_of(app, c["consultation_id"])["status"] == "pending"
+        signed(app.test_client(), event(cons_id="501", status="resolved"))
+        assert status_of(app, c["consultation_id"])["status"] == "closed"
+        oc.patch_document(c["cl_ref_key"], {"Тема": "уточнили тему"})  # 1C changes something else
+        app.test_cli_runner().invoke(args=["sync", "pull"])  # and re-reads the margin
+        assert status_of(app, c["consultation_id"])["status"] == "closed"
+    finally:
+        server.stop()

@@ -266,3 +266,21 @@ def test_metrics_health_and_cli_report_a_consultations_sync(sync_app, upstream):
     assert health["onec"]["pending"] == 0 and health["onec"]["failed"] == 0
     out = sync_app.test_cli_runner().invoke(args=["sync", "status"]).output
     assert any(line.split()[:3] == ["onec", "done", "1"] for line in out.splitlines()), out
+
+
+def test_replay_while_the_first_request_is_still_syncing_is_409_then_the_same_answer(sync_app, upstream):
+    cw, _ = upstream
+    cw.fault("slow", match=cw.CONVERSATIONS, times=1, delay=1.5)
+    headers = {"Authorization": f"Bearer {sync_app.config['API_TOKENS']}", "Idempotency-Key": "inflight-1"}
+    first = {}
+    worker = threading.Thread(target=lambda: first.update(r=sync_app.test_client().post(
+        "/api/consultations/create", json=BODY, headers=headers)))
+    worker.start()
+    time.sleep(0.5)
+    early = sync_app.test_client().post("/api/consultations/create", json=BODY, headers=headers)
+    worker.join()
+    assert early.status_code == 409 and int(early.headers["Retry-After"]) >= 1
+    assert first["r"].status_code == 200
+    late = sync_app.test_client().post("/api/consultations/create", json=BODY, headers=headers)
+    assert late.status_code == 200 and late.get_json() == first["r"].get_json()
+    assert len(cw.conversations_of(late.get_json()["consultation"]["consultation_id"])) == 1

@@ -51,8 +51,11 @@ def _answer(body: dict, status: int = 200):
 def _replay(record) -> tuple | dict:
     if record.response_body is not None:
         return _answer(json.loads(record.response_body), record.status_code)
-    # The first request with this key is still talking to the upstreams: answer with what is stored.
-    return _answer(render(Consultation.get_by_id(record.consultation_id), created=False))
+    # The first request with this key has stored the consultation and is still talking to the upstreams: its
+    # answer is not known yet, and a replay must send that same answer, so ask the caller to come back.
+    budget = int(current_app.config["SYNC_INLINE_BUDGET_SECONDS"]) + 1
+    abort(409, message="A request with this Idempotency-Key is still in progress; retry shortly",
+          headers={"Retry-After": str(budget)})
 
 
 def intake(client_data: dict | None, fields: dict, source: str):
@@ -66,9 +69,17 @@ def intake(client_data: dict | None, fields: dict, source: str):
         key = idem.record_key(g.principal, request.path, raw_key)
         idempotency = (key, idem.request_hash(json_body()))
     targets = outbox.configured_targets(current_app.config)
+    inline = any(targets.values())
+
+    def final_answer(consultation, created):
+        if created and inline:
+            return None  # known only after the inline attempt
+        return render(consultation, created, fresh_sync_view(targets) if created else None)
+
     try:
         consultation, record, created = create_consultation(
             client_data, fields, source, targets=targets, request_id=g.get("request_id"), idempotency=idempotency,
+            answer=final_answer,
         )
     except ServiceError as err:
         abort(err.status, message=err.detail, errors=err.errors)
@@ -76,15 +87,12 @@ def intake(client_data: dict | None, fields: dict, source: str):
         if record.request_hash != idempotency[1]:
             abort(409, message="Idempotency-Key was already used with a different request body")
         return _replay(record)
-    sync = None
-    if created and any(targets.values()):
-        db.close()  # give the connection back while talking to the upstreams
-        outbox.sync_inline(current_app, consultation.id)
-        db.connect(reuse_if_open=True)
-        consultation = find_ticket(consultation.id)
-    elif created:
-        sync = fresh_sync_view(targets)  # nothing was attempted: what was just written is the truth
-    body = render(consultation, created, sync)
+    if not (created and inline):
+        return _answer(final_answer(consultation, created))
+    db.close()  # give the connection back while talking to the upstreams
+    outbox.sync_inline(current_app, consultation.id)
+    db.connect(reuse_if_open=True)
+    body = render(find_ticket(consultation.id), created)
     if idempotency:
         idem.store_response(idempotency[0], 200, body)
     return _answer(body)

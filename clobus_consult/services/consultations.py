@@ -70,12 +70,15 @@ def _enqueue(consultation: Consultation, targets: dict[str, bool], request_id: s
 
 def create_consultation(
     client_data: dict | None, fields: dict, source: str, *, targets: dict[str, bool],
-    request_id: str | None = None, idempotency: tuple[str, str] | None = None,
+    request_id: str | None = None, idempotency: tuple[str, str] | None = None, answer=None,
 ) -> tuple[Consultation | None, IdempotencyRecord | None, bool]:
     """Store the client and the consultation with its sync tasks; returns (consultation, None, created).
 
     ``idempotency`` is (key, request_hash), recorded in the same transaction. When a concurrent request with
     the same key committed first, nothing is written and (None, its record, False) comes back to replay.
+    ``answer(consultation, created)`` returns the response body when it is already final (nothing left to try
+    upstream) or None: a final body is stored with the key in the same transaction, so no replay can see the
+    key without its answer.
     """
     client_data = dict(client_data or {})
     if fields.get("client_id"):
@@ -113,7 +116,11 @@ def create_consultation(
                 _enqueue(consultation, targets, request_id)
             if idempotency:
                 IdempotencyRecord.delete().where(IdempotencyRecord.key == key).execute()  # a stale one
-                IdempotencyRecord.create(key=key, request_hash=request_hash, consultation=consultation.id)
+                body = answer(consultation, created) if answer else None
+                IdempotencyRecord.create(
+                    key=key, request_hash=request_hash, consultation=consultation.id,
+                    status_code=200 if body is not None else None,
+                    response_body=json.dumps(body, ensure_ascii=False) if body is not None else None)
             return consultation, None, created
 
     return retry_on_conflict(attempt)

@@ -3,6 +3,7 @@
 import hashlib
 import json
 
+from ..db import write_transaction
 from ..models import IdempotencyRecord
 
 
@@ -18,5 +19,6 @@ def request_hash(payload) -> str:
 
 
 def store_response(key: str, status: int, body: dict) -> None:
-    (IdempotencyRecord.update(status_code=status, response_body=json.dumps(body, ensure_ascii=False))
-     .where(IdempotencyRecord.key == key).execute())
+    with write_transaction():
+        (IdempotencyRecord.update(status_code=status, response_body=json.dumps(body, ensure_ascii=False))
+         .where(IdempotencyRecord.key == key).execute())

@@ -2,6 +2,9 @@
 
 Each source keeps its own clock on the row (``chatwoot_status_at``, ``onec_modified_at``): an event older
 than what was already applied from that source is ignored, so late or repeated deliveries change nothing.
+And each source's last status is kept (``chatwoot_status``, ``onec_status``): the consultation's status moves
+only when that source's status moves, so a 1C re-read or a Chatwoot update of something else (an assignee, a
+label) cannot undo what the other upstream did.
 """
 import datetime as dt
 
@@ -29,9 +32,10 @@ def apply_chatwoot_status(cons_id: str, status: str, at: dt.datetime) -> str:
         if consultation.chatwoot_status_at and at < consultation.chatwoot_status_at:
             return "stale"
         consultation.chatwoot_status_at = at
-        if status == "resolved" and consultation.status != "closed":
+        previous, consultation.chatwoot_status = consultation.chatwoot_status, status
+        if status == "resolved" and previous != "resolved" and consultation.status != "closed":
             _close(consultation, at)
-        elif status in ("open", "pending") and consultation.status == "closed":
+        elif status in ("open", "pending") and previous == "resolved" and consultation.status == "closed":
             consultation.status, consultation.end_date = "pending", None
         else:
             consultation.save()
@@ -51,22 +55,28 @@ def apply_onec_change(change: dict) -> bool:
             return False
         before = _visible(consultation)
         consultation.onec_modified_at = modified
+        number_before = consultation.number
         if change.get("number"):
             consultation.number = change["number"]
         if change.get("consultation_at"):
             consultation.scheduled_at = _naive_utc(change["consultation_at"])
         status = change["status"]
-        if status == "closed":
+        previous, consultation.onec_status = consultation.onec_status, status
+        if status == previous:
+            pass  # a re-read, or a change of something else in the document: the status stands
+        elif status == "closed":
             ended = change.get("ended_at")
             _close(consultation, _naive_utc(ended) if ended else modified)
         elif status in ("pending", "other"):
             consultation.status, consultation.end_date = status, None
-            if status == "other":
-                consultation.active_fingerprint = None
         changed = _visible(consultation) != before
         if changed:
             consultation.updated_at = utcnow()
         consultation.save()
+        if consultation.number != number_before:
+            from ..sync.outbox import queue_number
+
+            queue_number(consultation)
         return changed
 
 

@@ -61,6 +61,8 @@ class Upstreams:
                 timeout=tuple(config["ONEC_TIMEOUT"]))
         self.breakers = {name: Breaker() for name in ("chatwoot", "onec")}
         self.pool = ThreadPoolExecutor(max_workers=config["SYNC_THREADS"], thread_name_prefix="sync")
+        # Intake's own threads: a new consultation never waits behind a backlog the drain is working through.
+        self.inline_pool = ThreadPoolExecutor(max_workers=config["SYNC_THREADS"], thread_name_prefix="inline")
 
 
 def init_app(app) -> None:
@@ -85,14 +87,25 @@ def _lease_free(now):
     return SyncTask.lease_until.is_null() | (SyncTask.lease_until < now)
 
 
-def claim(task_id: str, lease_seconds: float, owner: str = OWNER) -> bool:
+def claim(task_id: str, lease_seconds: float) -> str | None:
+    """Take the task if it is due and free; returns this claim's own token (None: someone else has it).
+
+    Claimed by the thread that pushes, right before it pushes: a lease must not tick away in a queue.
+    """
     now = utcnow()
-    claimed = (SyncTask.update(lease_owner=owner, lease_until=now + dt.timedelta(seconds=lease_seconds),
-                               attempts=SyncTask.attempts + 1, updated_at=now)
-               .where((SyncTask.id == task_id) & (SyncTask.state == "pending") & (SyncTask.next_attempt_at <= now)
-                      & _lease_free(now))
-               .execute())
-    return claimed == 1
+    token = f"{OWNER}:{uuid.uuid4().hex[:12]}"
+    with write_transaction():
+        claimed = (SyncTask.update(lease_owner=token, lease_until=now + dt.timedelta(seconds=lease_seconds),
+                                   attempts=SyncTask.attempts + 1, updated_at=now)
+                   .where((SyncTask.id == task_id) & (SyncTask.state == "pending")
+                          & (SyncTask.next_attempt_at <= now) & _lease_free(now))
+                   .execute())
+    return token if claimed == 1 else None
+
+
+def _still_mine(task: SyncTask):
+    """The condition every settle writes under: a worker whose lease was taken over changes nothing."""
+    return (SyncTask.id == task.id) & (SyncTask.lease_owner == task.lease_owner) & (SyncTask.state == "pending")
 
 
 def due_task_ids(limit: int, targets) -> list[str]:
@@ -135,10 +148,13 @@ def push(ups: Upstreams, task: SyncTask, consultation: Consultation, client: Cli
         ups.clients["chatwoot"].merge_custom_attributes(consultation.cons_id, {"number_con": consultation.number})
         return {}
     onec = ups.clients["onec"]
-    known = consultation.counterparty_ref_key or client.cl_ref_key
+    # The client's cached counterparty is its INN's: a consultation for another INN looks that one up.
+    known = consultation.counterparty_ref_key or (client.cl_ref_key if c["org_inn"] == client.org_inn else None)
     counterparty = onec.ensure_counterparty(
-        # Derived from the client, so every retry and every worker asks 1C about the same key.
-        ref_key=str(uuid.uuid5(COUNTERPARTY_NAMESPACE, client.id)), inn=c["org_inn"],
+        # Derived, so every retry and every worker asks 1C about the same key; from the INN when there is one,
+        # so two clients of one company syncing at once collide in 1C (code 15) instead of making two.
+        ref_key=str(uuid.uuid5(COUNTERPARTY_NAMESPACE, f"inn:{c['org_inn']}" if c["org_inn"] else client.id)),
+        inn=c["org_inn"],
         name=client.email or client.phone_number or client.id[:8], email=client.email, phone=client.phone_number,
         known_key=known)
     call = onec.ensure_call(c, ref_key=task.external_id, counterparty_key=counterparty, look_first=look_first)
@@ -151,52 +167,78 @@ def backoff(attempts: int) -> float:
     return random.uniform(BACKOFF_BASE / 2, min(BACKOFF_CAP, BACKOFF_BASE * 2 ** max(attempts - 1, 0)))
 
 
-def _settle_success(task: SyncTask, result: dict) -> None:
+def _settle_success(task: SyncTask, result: dict) -> bool:
     now = utcnow()
+    owned = SyncTask.update(state="done", lease_owner=None, lease_until=None, last_error=None, uncertain=False,
+                            external_id=result.get("ref_key", task.external_id), updated_at=now).where(
+        _still_mine(task)).execute()
+    if not owned:
+        return False
     consultation = Consultation.get_for_update(Consultation.id == task.consultation_id)
     if task.target == "chatwoot":
         consultation.cons_id = result["cons_id"]
         Client.update(chatwoot_contact_id=result["contact_id"], chatwoot_source_id=result["source_id"]).where(
             Client.id == consultation.client_id).execute()
     elif task.target == "onec":
-        consultation.cl_ref_key, consultation.number = result["ref_key"], result["number"]
+        consultation.cl_ref_key, consultation.number = result["ref_key"], result["number"] or None
         (Client.update(cl_ref_key=result["counterparty"])
-         .where((Client.id == consultation.client_id) & Client.cl_ref_key.is_null()).execute())
+         .where((Client.id == consultation.client_id) & Client.cl_ref_key.is_null()
+                & (Client.org_inn == consultation.org_inn if consultation.org_inn else Client.org_inn.is_null()))
+         .execute())
     if task.target != NUMBER_TARGET:
         consultation.updated_at = now
         consultation.save()
-    SyncTask.update(state="done", lease_owner=None, lease_until=None, last_error=None, uncertain=False,
-                    external_id=result.get("ref_key", task.external_id), updated_at=now).where(
-        SyncTask.id == task.id).execute()
     JobState.insert(name=f"last_success:{upstream_of(task.target)}", value=now.isoformat(), updated_at=now
                     ).on_conflict(conflict_target=[JobState.name],
                                   update={JobState.value: now.isoformat(), JobState.updated_at: now}).execute()
     # The second of the two upstreams to finish sees both ids and queues the number for Chatwoot.
-    if task.target in ("chatwoot", "onec") and consultation.cons_id and consultation.number:
-        SyncTask.insert(id=str(uuid.uuid4()), consultation=consultation.id, target=NUMBER_TARGET,
-                        state="pending", next_attempt_at=now, request_id=task.request_id,
-                        created_at=now, updated_at=now).on_conflict_ignore().execute()
+    if task.target in ("chatwoot", "onec"):
+        queue_number(consultation, task.request_id)
+    return True
 
 
-def _settle_failure(task: SyncTask, err: SyncError, max_attempts: int) -> str:
+def queue_number(consultation: Consultation, request_id: str | None = None) -> None:
+    """Once Chatwoot and 1C both know the consultation, 1C's number goes into the conversation (number_con).
+    A number that changes later (1C pull) queues it again."""
+    if not (consultation.cons_id and consultation.number):
+        return
+    now = utcnow()
+    inserted = SyncTask.insert(id=str(uuid.uuid4()), consultation=consultation.id, target=NUMBER_TARGET,
+                               state="pending", next_attempt_at=now, request_id=request_id, created_at=now,
+                               updated_at=now).on_conflict_ignore().execute()
+    if not inserted:
+        (SyncTask.update(state="pending", attempts=0, next_attempt_at=now, updated_at=now)
+         .where((SyncTask.consultation == consultation.id) & (SyncTask.target == NUMBER_TARGET)
+                & (SyncTask.state != "pending")).execute())
+
+
+def _settle_failure(task: SyncTask, err: SyncError, max_attempts: int) -> str | None:
     now = utcnow()
     give_up = err.permanent or task.attempts >= max_attempts
     state = "failed" if give_up else "pending"
-    SyncTask.update(
+    owned = SyncTask.update(
         state=state, lease_owner=None, lease_until=None, last_error=str(err)[:2000],
-        uncertain=task.uncertain or err.uncertain,
+        uncertain=SyncTask.uncertain | err.uncertain,
         next_attempt_at=now + dt.timedelta(seconds=0 if give_up else backoff(task.attempts)), updated_at=now,
-    ).where(SyncTask.id == task.id).execute()
-    return state
+    ).where(_still_mine(task)).execute()
+    return state if owned else None
 
 
-def run_claimed(app, task_id: str) -> str:
-    """Push one task this process has claimed and store the outcome; returns the task's new state."""
+def claim_and_run(app, task_id: str) -> str | None:
+    """Claim one task and, if it is ours, push it and store the outcome; returns its new state."""
     ups = upstreams(app)
     with db.connection_context():
+        token = claim(task_id, app.config["SYNC_LEASE_SECONDS"])
+        if token is None:
+            return None
         task = SyncTask.get_by_id(task_id)
         consultation = Consultation.get_by_id(task.consultation_id)
         client = Client.get_by_id(consultation.client_id)
+    task.lease_owner = token  # settles write only while this is still the owner
+    return _run(app, ups, task, consultation, client)
+
+
+def _run(app, ups: Upstreams, task: SyncTask, consultation: Consultation, client: Client) -> str | None:
     upstream = upstream_of(task.target)
     breaker = ups.breakers[upstream]
     request_id_var.set(task.request_id or "")
@@ -213,7 +255,7 @@ def run_claimed(app, task_id: str) -> str:
         with db.connection_context(), write_transaction():
             state = _settle_failure(task, err, app.config["SYNC_MAX_ATTEMPTS"])
         log.warning("sync %s %s: %s (attempt %d, now %s)", task.target, task.consultation_id, err, task.attempts,
-                    state, extra=extra)
+                    state or "taken over by another worker", extra=extra)
         return state
     except Exception as exc:  # a bug, not an outage: keep the task, back off, say what happened
         log.exception("sync %s %s crashed", task.target, task.consultation_id, extra=extra)
@@ -223,7 +265,11 @@ def run_claimed(app, task_id: str) -> str:
     UPSTREAM_LATENCY.labels(task.target, "ok").observe(time.perf_counter() - started)
     breaker.success()
     with db.connection_context(), write_transaction():
-        _settle_success(task, result)
+        settled = _settle_success(task, result)
+    if not settled:  # our lease ran out mid-push and another worker owns the task now: its outcome stands
+        log.warning("sync %s %s finished after its lease was taken over", task.target, task.consultation_id,
+                    extra=extra)
+        return None
     log.info("sync %s %s done", task.target, task.consultation_id, extra=extra)
     return "done"
 
@@ -239,23 +285,21 @@ def sync_inline(app, consultation_id: str) -> None:
     ups = upstreams(app)
     if not ups.clients:
         return
-    lease = app.config["SYNC_LEASE_SECONDS"]
     with db.connection_context():
         tasks = list(SyncTask.select(SyncTask.id, SyncTask.target).where(
             (SyncTask.consultation == consultation_id) & (SyncTask.state == "pending")))
-        mine = [t.id for t in tasks
-                if upstream_of(t.target) in ups.clients and ups.breakers[upstream_of(t.target)].allows_inline()
-                and claim(t.id, lease)]
-    futures = [ups.pool.submit(run_claimed, app, task_id) for task_id in mine]
+    wanted = [t.id for t in tasks
+              if upstream_of(t.target) in ups.clients and ups.breakers[upstream_of(t.target)].allows_inline()]
+    futures = [ups.inline_pool.submit(claim_and_run, app, task_id) for task_id in wanted]
     if futures:
         wait(futures, timeout=app.config["SYNC_INLINE_BUDGET_SECONDS"])
     # The chatwoot number follow-up may have been queued by the second finisher: cheap, try it too.
     with db.connection_context():
         follow = [t.id for t in SyncTask.select(SyncTask.id).where(
             (SyncTask.consultation == consultation_id) & (SyncTask.target == NUMBER_TARGET)
-            & (SyncTask.state == "pending")) if claim(t.id, lease)]
+            & (SyncTask.state == "pending"))]
     for task_id in follow:
-        ups.pool.submit(run_claimed, app, task_id)
+        ups.inline_pool.submit(claim_and_run, app, task_id)
 
 
 def drain(app, batch: int = 100, limit: int | None = None, progress=None) -> int:
@@ -268,18 +312,19 @@ def drain(app, batch: int = 100, limit: int | None = None, progress=None) -> int
     if not ups.clients:
         return 0
     targets = [t for t in ("chatwoot", "onec", NUMBER_TARGET) if upstream_of(t) in ups.clients]
-    lease = app.config["SYNC_LEASE_SECONDS"]
     handled = 0
     while limit is None or handled < limit:
         with db.connection_context():
-            ids = [i for i in due_task_ids(batch, targets) if claim(i, lease)]
+            ids = due_task_ids(batch, targets)
         if not ids:
             return handled
-        for future in [ups.pool.submit(run_claimed, app, i) for i in ids]:
-            future.result()
-        handled += len(ids)
+        done = [f.result() for f in [ups.pool.submit(claim_and_run, app, i) for i in ids]]
+        mine = sum(state is not None for state in done)
+        handled += mine
         if progress is not None:
-            progress(len(ids))
+            progress(mine)
+        if not mine:
+            return handled  # every due task was someone else's: let them work
     return handled
 
 
