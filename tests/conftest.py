@@ -7,6 +7,7 @@ import pytest
 
 from clobus_consult import create_app
 from clobus_consult.db import db
+from clobus_consult.sync import outbox
 
 TOKEN = "test-token-" + uuid.uuid4().hex
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -49,6 +50,8 @@ def make_app(tmp_path):
         return app
 
     yield factory
+    for built in apps:  # background pushes of this test settle before its database goes away
+        outbox.upstreams(built).close()
     if not db.is_closed():
         db.close()
     if db.obj is not None:

@@ -64,6 +64,11 @@ class Upstreams:
         # Intake's own threads: a new consultation never waits behind a backlog the drain is working through.
         self.inline_pool = ThreadPoolExecutor(max_workers=config["SYNC_THREADS"], thread_name_prefix="inline")
 
+    def close(self) -> None:
+        """Wait for pushes in flight to settle; nothing may use the database after it is closed."""
+        for pool in (self.inline_pool, self.pool):
+            pool.shutdown(wait=True)
+
 
 def init_app(app) -> None:
     app.extensions["clobus_upstreams"] = Upstreams(app.config)
