@@ -239,21 +239,31 @@ class OneCClient:
         Each item: ref_key, number, kind (ВидОбращения as is), status (closed/pending/other/new),
         consultation_at, ended_at (aware UTC or None), closed_without_consultation, deleted, modified_at.
         """
-        query = [
-            ("$filter", f"ДатаИзменения ge datetime'{self.to_local(since)}'"),
-            ("$select", ",".join(CALL_FIELDS)),
-            ("$orderby", CHANGES_ORDER),
-            ("$top", str(page_size)),
-        ]
-        skip = 0
+        # Keyset paging: each page starts again at the newest ДатаИзменения seen so far (rows already yielded
+        # are recognised by key and timestamp); $skip only walks a second that fills whole pages. A plain $skip
+        # over the window loses a row whenever a document on an earlier page is modified meanwhile: it moves
+        # to the end and everything after it shifts left. A document modified meanwhile comes again, as the
+        # change it is.
+        cursor, skip, seen = self.to_local(since), 0, set()
         while True:
-            resp = self._call("GET", self._path(CALLS), [*query, ("$skip", str(skip))])
+            query = [
+                ("$filter", f"ДатаИзменения ge datetime'{cursor}'"),
+                ("$select", ",".join(CALL_FIELDS)),
+                ("$orderby", CHANGES_ORDER),
+                ("$top", str(page_size)),
+                ("$skip", str(skip)),
+            ]
+            resp = self._call("GET", self._path(CALLS), query)
             rows = self._json(resp, "GET", CALLS).get("value") or []
             for row in rows:
-                yield self._normalise_call(row)
+                mark = (row.get("Ref_Key"), row.get("ДатаИзменения"))
+                if mark not in seen:
+                    seen.add(mark)
+                    yield self._normalise_call(row)
             if len(rows) < page_size:
                 return
-            skip += len(rows)
+            last = rows[-1].get("ДатаИзменения")
+            cursor, skip = (cursor, skip + page_size) if last == cursor else (last, 0)
 
     def _normalise_call(self, e: dict) -> dict:
         kind = e.get("ВидОбращения") or ""

@@ -1,9 +1,9 @@
 """Pull 1C's changes (1C has no webhooks): documents modified since the last run, paged, mapped to statuses.
 
 One host at a time: the job takes a lease row in ``job_state`` with a conditional UPDATE before it starts.
-The next run starts from this run's start time minus a margin, not from the newest change seen: a document
-modified while we page moves to the end of the order and could otherwise be skipped. Re-reading a few
-changes is harmless; applying is idempotent.
+The next run starts from the newest ДатаИзменения seen (1C's own clock, so host clock skew loses nothing)
+minus a margin; the client pages by that timestamp, so a document modified while we page is read again
+later rather than skipped. Re-reading a few changes is harmless: applying is idempotent.
 """
 import datetime as dt
 import logging
@@ -50,18 +50,20 @@ def pull_onec(app, owner: str, page_size: int = 1000) -> int | None:
         if not take_lease(JOB, owner, seconds=max(600, app.config["ONEC_PULL_INTERVAL_SECONDS"])):
             return None
         state = JobState.get_by_id(JOB)
-    started = utcnow()
-    since = dt.datetime.fromisoformat(state.value) if state.value else started - FIRST_LOOKBACK
+    since = dt.datetime.fromisoformat(state.value) if state.value else utcnow() - FIRST_LOOKBACK
+    newest = since
     changed = 0
     try:
         for change in client.changes_since(since.replace(tzinfo=dt.UTC), page_size=page_size):
             with db.connection_context():
                 changed += apply_onec_change(change)
+            if change["modified_at"]:
+                newest = max(newest, change["modified_at"].astimezone(dt.UTC).replace(tzinfo=None))
     except Exception:
         with db.connection_context():
             release_lease(JOB, owner)
         raise
     with db.connection_context():
-        release_lease(JOB, owner, value=(started - MARGIN).isoformat())
+        release_lease(JOB, owner, value=max(since, newest - MARGIN).isoformat())
     log.info("1C pull: %d consultations changed since %s", changed, since.isoformat())
     return changed
