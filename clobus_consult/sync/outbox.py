@@ -70,8 +70,20 @@ class Upstreams:
             pool.shutdown(wait=True)
 
 
+# Upstream calls one push makes at most (Chatwoot: contact, filters, contact-inbox, conversations, create;
+# 1C: find, get, create counterparty; get, create document): with the timeouts, the longest a push can take.
+MAX_CALLS_PER_PUSH = {"CHATWOOT_TIMEOUT": 7, "ONEC_TIMEOUT": 5}
+
+
 def init_app(app) -> None:
     app.extensions["clobus_upstreams"] = Upstreams(app.config)
+    # Exactly-once rests on this: a lease must outlast the longest push, or another worker may take the task
+    # over while the first is still creating the object upstream.
+    for key, calls in MAX_CALLS_PER_PUSH.items():
+        longest = calls * sum(app.config[key])
+        if app.config["SYNC_LEASE_SECONDS"] < longest:
+            log.warning("SYNC_LEASE_SECONDS=%s is shorter than the longest possible push (%s: %.0f s)",
+                        app.config["SYNC_LEASE_SECONDS"], key, longest)
 
 
 def upstreams(app) -> Upstreams:
