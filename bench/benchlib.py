@@ -386,3 +386,12 @@ def percentile(values: list[float], q: float) -> float:
 
 def median_result(rs: list[Result]) -> Result:
     return http_bench.median_run(rs)
+
+
+def settled(rs: list[Result], max_other: float) -> tuple[Result, int]:
+    """The median of the rounds that ran undisturbed (other CPU < max_other cores), or of all rounds when none
+    did; requests and errors summed over all rounds. Returns (result, number of undisturbed rounds)."""
+    clean = [r for r in rs if r.other_cpu is not None and r.other_cpu < max_other]
+    mid = http_bench.median_run(clean or rs)
+    return Result(mid.endpoint, mid.rps, mid.p50_ms, mid.p99_ms, sum(r.requests for r in rs),
+                  sum(r.non2xx for r in rs), sum(r.socket_errors for r in rs), mid.other_cpu), len(clean)

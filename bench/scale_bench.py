@@ -10,7 +10,8 @@ configured (sync disabled), driven by wrk over loopback on the same machine.
 **A. Intake.** ``POST /api/consultations/create`` (unique comment and a new client per request) with
 ``GUNICORN_WORKERS`` = 1, 2, 4 and ``GUNICORN_THREADS`` = 4, on SQLite (a fresh file) and on PostgreSQL (a
 fresh database per configuration on 127.0.0.1:5432, user postgres, dropped at the end). ``--rounds`` repeats
-the six configurations interleaved (default 3 rounds of 4 s) and keeps each one's median round.
+the six configurations interleaved (default 3 rounds of 4 s) and keeps each one's median round among the
+undisturbed ones (other CPU < ``--max-other``).
 
 **B. Reads, empty vs 1,000,000 consultations.** ``scripts/generate_data.py`` fills a SQLite database with 10
 consultations ("empty") and with 1,000,000 (~5 per client; its own wall time is reported). On PostgreSQL the
@@ -24,8 +25,8 @@ PostgreSQL at "empty" only). Then, with the conf-default workers and threads:
   not one hot row).
 
 The empty and the big server of an engine run side by side and the measurements alternate between them,
-``--read-rounds`` times, median kept. Reported: requests/s, p50, p99, and 1M/empty ratios (p99 ratio and
-requests/s drop), target within 2×.
+``--read-rounds`` times, median of the undisturbed rounds kept. Reported: requests/s, p50, p99, and
+1M/empty ratios (p99 ratio and requests/s drop), target within 2×.
 
 Noise: the machine is shared. At start the script waits (up to ``--wait-load`` s) for a 1-min load average
 under 1.5; before each measurement (our servers idle) it waits up to ``--wait-idle`` s for the machine to
@@ -52,6 +53,7 @@ import io
 import os
 import random
 import re
+import resource
 import secrets
 import shutil
 import sqlite3
@@ -68,7 +70,8 @@ import benchlib as bl  # noqa: E402
 RESULTS = bl.RESULTS / "scale_bench.md"
 TARGET_READ_RATIO = 2.0
 FOOTNOTE = ("¹ cores kept busy by anything but our gunicorn(s), wrk and (PostgreSQL rows) the PostgreSQL server "
-            "during the measured run, i.e. other work on this shared 2-core machine.")
+            "during the measured run, i.e. other work on this shared 2-core machine. ² rounds with other CPU "
+            "under {max_other} cores; the row shows the median of those (of all rounds if none was).")
 LUA_RANDOM_TICKETS = r"""
 wrk.method = "GET"
 wrk.headers["Authorization"] = "Bearer %(token)s"
@@ -78,27 +81,38 @@ function request() return wrk.format(nil, "/api/tickets/" .. ids[math.random(#id
 """
 
 
-def pg_pgids() -> set[int]:
-    """Process groups of the local PostgreSQL server's processes: its CPU is part of the measured system."""
-    found = set()
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                text = f.read()
-        except OSError:
-            continue
-        if text[text.index("(") + 1:text.rindex(")")] in ("postgres", "postmaster"):
-            found.add(int(text.rpartition(")")[2].split()[2]))
-    return found
+class Meter(bl.CpuMeter):
+    """http_bench's CpuMeter, plus (for PostgreSQL runs) every PostgreSQL server process as "ours": each
+    backend is its own process group, and the ones serving our gunicorn workers appear during the run."""
+
+    def __init__(self, pgids: set[int], postgres: bool):
+        super().__init__(pgids)
+        self.postgres = postgres
+
+    def _ours(self) -> float:
+        ticks = 0
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    text = f.read()
+            except OSError:
+                continue
+            fields = text.rpartition(")")[2].split()
+            if int(fields[2]) in self.pgids or (self.postgres and text[text.index("(") + 1:text.rindex(")")]
+                                                 in ("postgres", "postmaster")):
+                ticks += int(fields[11]) + int(fields[12])
+        ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return ticks + (ru.ru_utime + ru.ru_stime) * self.TICK
 
 
-def measure(name: str, url: str, script: Path, args, pgids: set[int], duration: float | None = None) -> bl.Result:
+def measure(name: str, url: str, script: Path, args, pgids: set[int], postgres: bool,
+            duration: float | None = None) -> bl.Result:
     wrk = {"threads": args.threads, "connections": args.connections}
     if args.warmup > 0:
         bl.run_wrk(url, script, duration=args.warmup, **wrk)
-    with bl.CpuMeter(pgids) as meter:
+    with Meter(pgids, postgres) as meter:
         r = bl.parse_wrk(name, bl.run_wrk(url, script, duration=duration or args.duration, **wrk))
     r.other_cpu = meter.other_cores
     print(f"    {name:38s} {r.rps:8,.0f} req/s  p50 {r.p50_ms:7.2f} ms  p99 {r.p99_ms:7.2f} ms  errors {r.errors}"
@@ -134,8 +148,7 @@ def intake(args, tmp: Path, token: str) -> tuple[str, bool]:
             try:
                 print(f"  {engine} workers={w} ({load})", flush=True)
                 r = measure(f"create {engine} W={w}", server.base + "/api/consultations/create",
-                            bl.lua_create(tmp, token), args,
-                            {server.proc.pid} | (pg_pgids() if engine == "postgresql" else set()))
+                            bl.lua_create(tmp, token), args, {server.proc.pid}, engine == "postgresql")
                 runs[(engine, w)].append(r)
             finally:
                 server.stop()
@@ -146,23 +159,25 @@ def intake(args, tmp: Path, token: str) -> tuple[str, bool]:
                     bl.pg_drop(extra["CLOBUS_DATABASE_URL"].rsplit("/", 1)[1])
     rows = []
     for (engine, w), rs in runs.items():
-        r = bl.median_result(rs)
-        base = bl.median_result(runs[(engine, args.workers[0])])
+        r, clean = bl.settled(rs, args.max_other)
+        base, _ = bl.settled(runs[(engine, args.workers[0])], args.max_other)
         rows.append([engine, f"{w}", "4", f"{r.rps:,.0f}", f"{r.rps / base.rps:.2f}", f"{r.p50_ms:.1f}",
-                     f"{r.p99_ms:.1f}", f"{r.requests:,}", f"{r.errors}",
-                     bl.http_bench.fmt_cores(r.other_cpu), " / ".join(f"{x.rps:,.0f}" for x in rs)])
+                     f"{r.p99_ms:.1f}", f"{r.requests:,}", f"{r.errors}", bl.http_bench.fmt_cores(r.other_cpu),
+                     f"{clean}/{len(rs)}",
+                     " / ".join(f"{x.rps:,.0f} ({bl.http_bench.fmt_cores(x.other_cpu)})" for x in rs)])
     table = bl.md_table(["engine", "workers", "threads", "requests/s", f"× vs {args.workers[0]} worker",
-                         "p50 ms", "p99 ms", "requests", "errors", "other CPU (cores)¹", "req/s per round"], rows)
+                         "p50 ms", "p99 ms", "requests", "errors", "other CPU (cores)¹", "undisturbed rounds²",
+                         "req/s per round (other CPU)"], rows)
     notes = [f"- **{engine} W={w} server log: {found}**" for (engine, w), found in problems.items()]
     if not args.pg:
         notes.append(f"- PostgreSQL skipped: {args.pg_why}")
-    ok = all(bl.median_result(rs).errors == 0 for rs in runs.values()) and not problems
+    ok = all(bl.settled(rs, args.max_other)[0].errors == 0 for rs in runs.values()) and not problems
     text = "\n".join([
         "## A. Intake: POST /api/consultations/create (sync disabled)", "",
         f"wrk {args.threads} threads, {args.connections} connections, {args.duration:g} s (+{args.warmup:g} s "
-        f"warm-up) per run, {args.rounds} round(s) interleaved, median round shown. Fresh database per "
+        f"warm-up) per run, {args.rounds} round(s) interleaved, median (undisturbed) round shown. Fresh database per "
         "configuration; every request a new client and a unique comment. 2 CPUs shared by wrk, gunicorn and "
-        "PostgreSQL.", "", table, "", FOOTNOTE, "", *notes, ""])
+        "PostgreSQL.", "", table, "", FOOTNOTE.format(max_other=args.max_other), "", *notes, ""])
     return text, ok
 
 
@@ -358,7 +373,7 @@ def reads(args, tmp: Path, token: str) -> tuple[str, bool]:
                 ]
                 if args.random_ids:
                     plans[label].insert(1, ("ticket, 1,000 random ids", server.base + "/", random_lua))
-            pgids = {s.proc.pid for s in servers.values()} | (pg_pgids() if engine == "postgresql" else set())
+            pgids = {s.proc.pid for s in servers.values()}
             for round_no in range(args.read_rounds):
                 load = bl.wait_idle(args.max_busy, args.wait_idle, f"{engine} reads: ")
                 print(f"  {engine} reads, round {round_no + 1}/{args.read_rounds} ({load})", flush=True)
@@ -366,7 +381,7 @@ def reads(args, tmp: Path, token: str) -> tuple[str, bool]:
                     for label in plans:
                         _, url_, script = plans[label][i]
                         r = measure(f"{endpoint} {engine} {label}", url_, script, args, pgids,
-                                    duration=args.read_duration)
+                                    engine == "postgresql", duration=args.read_duration)
                         runs.setdefault((engine, label, endpoint), []).append(r)
         finally:
             for label, server in servers.items():
@@ -374,13 +389,13 @@ def reads(args, tmp: Path, token: str) -> tuple[str, bool]:
                 found = log_problems(server)
                 if found:
                     problems[(engine, label)] = found
-    results = {key: bl.median_result(rs) for key, rs in runs.items()}
+    results = {key: bl.settled(rs, args.max_other) for key, rs in runs.items()}
 
     rows, ok = [], True
-    for (engine, label, endpoint), r in results.items():
+    for (engine, label, endpoint), (r, clean) in results.items():
         ratio = ""
         if label == "big" and (engine, "empty", endpoint) in results:
-            e = results[(engine, "empty", endpoint)]
+            e = results[(engine, "empty", endpoint)][0]
             p99, rps = r.p99_ms / e.p99_ms, e.rps / r.rps
             within = p99 <= TARGET_READ_RATIO and rps <= TARGET_READ_RATIO
             if endpoint != "ticket, 1,000 random ids":
@@ -388,9 +403,11 @@ def reads(args, tmp: Path, token: str) -> tuple[str, bool]:
             ratio = f"p99 ×{p99:.2f}, req/s ÷{rps:.2f} {'PASS' if within else 'MISS'}"
         ok &= r.errors == 0
         rows.append([engine, f"{picks[(engine, label)]['total']:,}", endpoint, f"{r.rps:,.0f}", f"{r.p50_ms:.2f}",
-                     f"{r.p99_ms:.2f}", f"{r.errors}", bl.http_bench.fmt_cores(r.other_cpu), ratio])
+                     f"{r.p99_ms:.2f}", f"{r.errors}", bl.http_bench.fmt_cores(r.other_cpu),
+                     f"{clean}/{args.read_rounds}", ratio])
     table = bl.md_table(["engine", "consultations", "endpoint", "requests/s", "p50 ms", "p99 ms", "errors",
-                         "other CPU (cores)¹", f"{args.big:,} vs 10 (target ≤ 2×)"], rows, "lrlrrrrrl")
+                         "other CPU (cores)¹", "undisturbed rounds²", f"{args.big:,} vs 10 (target ≤ 2×)"], rows,
+                        "lrlrrrrrrl")
     gen_rows = [[engine, label, f"{took:.1f}", summary] for engine, label, _, took, summary in datasets]
     gen = bl.md_table(["engine", "dataset", "wall s", "generator's own summary"], gen_rows, "llrl")
     pick_lines = [f"- {engine} {label}: ticket {p['id']}, client {p['client']} ({p['tickets']} tickets)"
@@ -403,9 +420,10 @@ def reads(args, tmp: Path, token: str) -> tuple[str, bool]:
         f"## B. Reads: empty (10) vs {args.big:,} consultations", "",
         f"gunicorn conf defaults (workers={workers}, threads=4); wrk {args.threads} threads, {args.connections} "
         f"connections, {args.read_duration:g} s (+{args.warmup:g} s warm-up) per endpoint, {args.read_rounds} "
-        "round(s) alternating empty and big, median round shown. Ratios: p99 big/empty and requests/s empty/big "
-        "(the random-ids row is informational).", "",
-        table, "", FOOTNOTE, "", "Data generation (scripts/generate_data.py unless said otherwise):", "", gen, "",
+        "round(s) alternating empty and big, median (undisturbed) round shown. Ratios: p99 big/empty and "
+        "requests/s empty/big (the random-ids row, if any, is informational).", "",
+        table, "", FOOTNOTE.format(max_other=args.max_other), "",
+        "Data generation (scripts/generate_data.py unless said otherwise):", "", gen, "",
         "Picked:", "", *pick_lines, "", *notes, ""])
     return text, ok
 
@@ -434,7 +452,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--wait-load", type=float, default=60.0, help="…but at most this many seconds (default 60)")
     ap.add_argument("--max-busy", type=float, default=0.6,
                     help="before each measurement, wait until fewer cores than this are busy elsewhere")
-    ap.add_argument("--wait-idle", type=float, default=15.0, help="…but at most this many seconds (default 15)")
+    ap.add_argument("--wait-idle", type=float, default=10.0, help="…but at most this many seconds (default 10)")
+    ap.add_argument("--max-other", type=float, default=0.3,
+                    help="a round counts as undisturbed when other work kept fewer cores busy (default 0.3)")
     ap.add_argument("--random-ids", action="store_true",
                     help="also GET /api/tickets/<id> cycling 1,000 random consultations (informational)")
     ap.add_argument("--keep", action="store_true")
