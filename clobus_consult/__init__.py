@@ -41,7 +41,7 @@ def create_app(test_config: dict | None = None, instance_path: str | None = None
         "security": [{"bearerAuth": []}],
     })
     errors.register_error_handlers(app, smorest)
-    api.register(app, smorest)
+    api.register(smorest)
 
     if app.config["SCHEDULER_ENABLED"]:
         # Under ``flask run`` the serving process starts the jobs on its first request (gunicorn workers have

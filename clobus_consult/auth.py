@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 MODES = ("static", "any", "oidc")
 
 
-def _bearer_token() -> str | None:
+def bearer_token() -> str | None:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -25,7 +25,7 @@ def _bearer_token() -> str | None:
     return token.strip()
 
 
-def _fingerprint(token: str) -> str:
+def fingerprint(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogateescape")).hexdigest()[:16]
 
 
@@ -40,12 +40,12 @@ def authenticate() -> None:
     """Set ``g.principal`` or answer 401 with ``WWW-Authenticate: Bearer``."""
     if request.method == "OPTIONS":
         return  # a CORS preflight carries no credentials by design; it reaches no view
-    token = _bearer_token()
+    token = bearer_token()
     if token is None:
         abort(401, message="Not authenticated")
     mode = current_app.config["AUTH_MODE"]
     if mode == "any":
-        g.principal = "any:" + _fingerprint(token)
+        g.principal = "any:" + fingerprint(token)
     elif mode == "static":
         candidate = token.encode("utf-8", "surrogateescape")
         # Compare against every token, not stopping at the first match, so timing says nothing.
@@ -54,7 +54,7 @@ def authenticate() -> None:
             matched |= hmac.compare_digest(candidate, known)
         if not matched:
             abort(401, message="Invalid token")
-        g.principal = "token:" + _fingerprint(token)
+        g.principal = "token:" + fingerprint(token)
     else:
         claims = current_app.extensions["clobus_oidc"].verify(token)
         g.principal = "oidc:" + str(claims.get("sub", ""))

@@ -11,22 +11,19 @@ between workers and hosts (use it when scaling out, or when the limit must be ex
 The client IP comes from ProxyFix trusting exactly ``PROXY_TRUSTED_HOPS`` (1: the nginx on this host) entries
 of X-Forwarded-For: whatever a caller puts in that header itself sits further left and is ignored.
 """
-import hashlib
-
 from flask import Flask, request
 from flask_limiter import Limiter
 from werkzeug.middleware.proxy_fix import ProxyFix
+
+from .auth import bearer_token, fingerprint
 
 limiter = Limiter(key_func=lambda: request.remote_addr or "unknown", headers_enabled=True)
 
 
 def caller_key() -> str:
     """The bearer token (hashed: counters must not hold secrets), else the client IP."""
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() == "bearer" and token.strip():
-        return "token:" + hashlib.sha256(token.strip().encode("utf-8", "surrogateescape")).hexdigest()[:32]
-    return "ip:" + (request.remote_addr or "unknown")
+    token = bearer_token()
+    return "token:" + fingerprint(token) if token else ip_key()
 
 
 def ip_key() -> str:

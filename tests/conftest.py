@@ -17,7 +17,7 @@ def _database_url(tmp_path) -> str:
     return os.environ.get("CLOBUS_TEST_DATABASE_URL") or f"sqlite:///{tmp_path}/clobus.sqlite3"
 
 
-def _empty_postgres(url: str) -> None:
+def _empty_postgres() -> None:
     """Tests on PostgreSQL share one database: start each from empty tables."""
     from clobus_consult.models import MODELS
 
@@ -45,7 +45,7 @@ def make_app(tmp_path):
         settings.update(config)
         app = create_app(settings, instance_path=str(tmp_path / "instance"))
         if settings["DATABASE_URL"].startswith("postgres") and not apps:
-            _empty_postgres(settings["DATABASE_URL"])
+            _empty_postgres()
         apps.append(app)
         return app
 

@@ -2,7 +2,7 @@
 import io
 import json
 
-from flask import Flask, current_app, request
+from flask import current_app, request
 from flask_smorest import Blueprint as BaseBlueprint
 from flask_smorest import abort
 from webargs import core
@@ -77,7 +77,7 @@ def json_body() -> dict:
     return json.loads(request.get_data(cache=True))
 
 
-def register(app: Flask, api) -> None:
+def register(api) -> None:
     from . import clients, consultations, health, tickets, webhooks
 
     for module in (consultations, clients, tickets, health, webhooks):

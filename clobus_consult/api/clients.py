@@ -4,11 +4,9 @@ from flask_smorest import abort
 
 from .. import auth, security
 from ..db import write_transaction
-from ..fields import canonical_uuid
-from ..models import Client
 from ..schemas import ClientIn, ClientOut
 from ..services import ServiceError, retry_on_conflict
-from ..services.clients import resolve_client
+from ..services.clients import find_client, find_client_by_hash, resolve_client
 from . import Blueprint, documents_errors, examples
 
 blp = Blueprint("clients", __name__, url_prefix="/api/clients", description="Clients of clobus.uz")
@@ -43,7 +41,7 @@ class ClientById(MethodView):
     @documents_errors(blp, 401, 404, 429)
     def get(self, client_id):
         """Get a client by its UUID"""
-        client = Client.get_or_none(Client.id == canonical_uuid(client_id)) if canonical_uuid(client_id) else None
+        client = find_client(client_id)
         if client is None:
             abort(404, message="Client not found")
         return client
@@ -55,8 +53,7 @@ class ClientByHash(MethodView):
     @documents_errors(blp, 401, 404, 429)
     def get(self, client_hash):
         """Get a client by the website's client_id_hash"""
-        # No stored hash holds NUL, and PostgreSQL refuses such a string outright: not found, not a 500.
-        client = None if "\x00" in client_hash else Client.get_or_none(Client.client_id_hash == client_hash)
+        client = find_client_by_hash(client_hash)
         if client is None:
             abort(404, message="Client not found")
         return client

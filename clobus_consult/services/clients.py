@@ -1,4 +1,5 @@
 """Find-or-create of clients, in the order contract.md sets: client_id, client_id_hash, identity triple, new."""
+from ..fields import canonical_uuid
 from ..models import Client, utcnow
 from ..prepared import Prepared, insert_rows
 from . import ServiceError
@@ -39,6 +40,17 @@ def _save_updated(client: Client, data: dict) -> Client:
         client.updated_at = utcnow()
         client.save()
     return client
+
+
+def find_client(client_id: str) -> Client | None:
+    """By the service's own id (any UUID spelling), or None."""
+    canonical = canonical_uuid(client_id)
+    return BY_ID.first(Client, canonical) if canonical else None
+
+
+def find_client_by_hash(client_hash: str) -> Client | None:
+    # No stored hash holds NUL, and PostgreSQL refuses such a string outright: not found, not a 500.
+    return None if "\x00" in client_hash else BY_HASH.first(Client, client_hash)
 
 
 def resolve_client(data: dict) -> tuple[Client, bool]:

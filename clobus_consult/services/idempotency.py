@@ -16,8 +16,6 @@ def request_hash(payload) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
-
-
 def store_response(key: str, status: int, body: dict) -> None:
     with write_transaction():
         (IdempotencyRecord.update(status_code=status, response_body=json.dumps(body, ensure_ascii=False))

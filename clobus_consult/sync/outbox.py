@@ -141,13 +141,12 @@ def _aware(value: dt.datetime | None) -> dt.datetime | None:
 
 def payload(consultation: Consultation, client: Client) -> dict:
     """The plain values the upstream clients take (they import no models)."""
-    aware = _aware
     return {
         "consultation_id": consultation.id, "client_id": client.id, "email": client.email,
         "phone_number": client.phone_number, "org_inn": consultation.org_inn or client.org_inn,
         "lang": consultation.lang, "comment": consultation.comment, "topic": consultation.topic,
         "source": consultation.source, "importance": consultation.importance,
-        "scheduled_at": aware(consultation.scheduled_at), "created_at": aware(consultation.created_at),
+        "scheduled_at": _aware(consultation.scheduled_at), "created_at": _aware(consultation.created_at),
         "online_question_cat": consultation.online_question_cat, "online_question": consultation.online_question,
         "number": consultation.number,
     }
