@@ -70,7 +70,7 @@ def fuzz_app(tmp_path_factory):
     url = _database_url(folder)  # SQLite in the folder, or CLOBUS_TEST_DATABASE_URL as for the other tests
     app = create_app({**SETTINGS, "DATABASE_URL": url}, instance_path=str(folder / "instance"))
     if url.startswith("postgres"):
-        _empty_postgres(url)
+        _empty_postgres()
     yield app
     if not db.is_closed():
         db.close()
